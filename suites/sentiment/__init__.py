@@ -1,0 +1,1 @@
+"""Sentiment classification: readers, BiPeepholeLSTM classifier, raw-string SavedModel export."""
