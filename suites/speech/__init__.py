@@ -1,0 +1,1 @@
+"""Character-level speech recognition: log-mel features, Bidirectional(PeepholeLSTM) stack, CTC."""

@@ -1,0 +1,61 @@
+"""TensorFlow-native features that reproduce `features.compute_features` on padded batches.
+
+librosa's window, mel filterbank and DCT are embedded as constants; framing is centred with zero
+padding, so a zero-padded batch gives each utterance exactly the frames librosa gives it alone
+(the first `1 + length // hop_length` frames). The per-utterance `top_db` floor uses the maximum
+over those valid frames only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from suites.speech.features import FeatureConfig, dct_matrix, mel_filterbank, stft_window
+
+
+class TFFeatureExtractor(tf.Module):
+    """Waveforms `[batch, samples]` + lengths `[batch]` -> features `[batch, frames, dim]` + lengths.
+
+    Args:
+        cfg: the feature config the model was trained with.
+    """
+
+    def __init__(self, cfg: FeatureConfig, name: str | None = None):
+        super().__init__(name=name)
+        self.cfg = cfg
+        self._window = tf.constant(stft_window(cfg), tf.float32)
+        self._mel = tf.constant(mel_filterbank(cfg).T.astype(np.float32))  # (bins, n_mels)
+        self._dct = (
+            tf.constant(dct_matrix(cfg).T.astype(np.float32)) if cfg.kind == "mfcc" else None
+        )
+
+    def frame_lengths(self, waveform_length: tf.Tensor) -> tf.Tensor:
+        """Valid frames per utterance: `1 + samples // hop_length`."""
+        return 1 + tf.cast(waveform_length, tf.int32) // self.cfg.hop_length
+
+    def __call__(self, waveform: tf.Tensor, waveform_length: tf.Tensor):
+        cfg = self.cfg
+        waveform = tf.convert_to_tensor(waveform, tf.float32)
+        lengths = tf.cast(waveform_length, tf.int32)
+        # Zero out anything past each length so padding never leaks into valid frames.
+        valid = tf.sequence_mask(lengths, tf.shape(waveform)[1], dtype=tf.float32)
+        half = cfg.n_fft // 2
+        padded = tf.pad(waveform * valid, [[0, 0], [half, half]])
+        frames = tf.signal.frame(padded, cfg.n_fft, cfg.hop_length, pad_end=False)
+        # 1 + samples // hop frames exist for the longest item; tf.signal.frame makes exactly that.
+        spec = tf.signal.rfft(frames * self._window, fft_length=[cfg.n_fft])
+        power = tf.math.square(tf.math.real(spec)) + tf.math.square(tf.math.imag(spec))
+        mel = tf.tensordot(power, self._mel, axes=1)
+        log_ref = 10.0 * np.log10(max(cfg.amin, cfg.ref))
+        db = 10.0 / np.log(10.0) * tf.math.log(tf.maximum(mel, cfg.amin)) - log_ref
+        frame_lengths = self.frame_lengths(lengths)
+        frame_mask = tf.sequence_mask(frame_lengths, tf.shape(db)[1])
+        if cfg.top_db is not None:
+            masked = tf.where(frame_mask[:, :, None], db, tf.fill(tf.shape(db), -np.inf))
+            peak = tf.reduce_max(masked, axis=[1, 2], keepdims=True)
+            db = tf.maximum(db, peak - cfg.top_db)
+        if self._dct is not None:
+            db = tf.tensordot(db, self._dct, axes=1)
+        db = db * tf.cast(frame_mask, db.dtype)[:, :, None]
+        return db, frame_lengths
