@@ -304,3 +304,31 @@ def load_tfds(
     if not texts:
         raise DataFormatError(f"tfds {name}[{split}]: no examples")
     return LabeledTexts(texts, labels, tuple(label_names))
+
+
+_POSITIVE_WORDS = ("good", "great", "fine", "lovely", "superb", "charming", "clever", "moving")
+_NEGATIVE_WORDS = ("bad", "awful", "dull", "boring", "clumsy", "tedious", "bland", "weak")
+_SUBJECTS = ("the film", "this movie", "the plot", "the acting", "the story", "the script")
+
+
+def make_negation_examples(count: int, seed: int) -> LabeledTexts:
+    """A generated set that only word order can solve (for tests and the tiny config).
+
+    Each text holds one positive and one negative adjective and exactly one "not", e.g.
+    "the plot was not dull but clumsy"; the label is positive iff "not" precedes the negative
+    adjective. Both labels share the same bag of words, so a bag-of-words model scores 50%.
+    """
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for _ in range(count):
+        good = _POSITIVE_WORDS[rng.integers(len(_POSITIVE_WORDS))]
+        bad = _NEGATIVE_WORDS[rng.integers(len(_NEGATIVE_WORDS))]
+        first, second = (good, bad) if rng.random() < 0.5 else (bad, good)
+        negate_first = bool(rng.random() < 0.5)
+        negated = first if negate_first else second
+        a = f"not {first}" if negate_first else first
+        b = second if negate_first else f"not {second}"
+        subject = _SUBJECTS[rng.integers(len(_SUBJECTS))]
+        texts.append(f"{subject} was {a} and {b}")
+        labels.append(int(negated == bad))
+    return LabeledTexts(texts, labels, BINARY_LABELS)
