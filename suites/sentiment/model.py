@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import Literal
 
 import keras
-from keras.layers import LSTM as PeepholeLSTM  # noqa: N811  (until shared.layers)
-from keras.layers import Bidirectional
 
+from shared.layers import Bidirectional, PeepholeLSTM
 from suites.sentiment.pooling import AttentionPooling1D, MaskedGlobalMaxPooling1D
 
 Pooling = Literal["last", "max", "attention"]
@@ -81,7 +80,7 @@ def build_classifier(
             dropout=lstm_dropout,
             recurrent_dropout=recurrent_dropout,
             name=f"lstm_{depth}",
-            **({"use_peepholes": use_peepholes} if PeepholeLSTM.__name__ == "PeepholeLSTM" else {}),
+            use_peepholes=use_peepholes,
         )
         x = Bidirectional(lstm, merge_mode="concat", name=f"bilstm_{depth}")(x)
     if pooling == "max":
