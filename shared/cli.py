@@ -1,2 +1,219 @@
-def main():
-    raise SystemExit("not yet")
+"""`lstm-suite`: one command line for every task (train, evaluate, export, predict, demo).
+
+Per-task scripts (`python -m suites.<task>.train ...`) call `run_task_script`, i.e. the same code.
+Errors print one line (`lstm-suite: error: ...`); `--debug` shows the traceback and TF's logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+EPILOG = """\
+configuration:
+  A YAML file with the keys task, seed, data, model, training, runtime (see configs/ and the
+  README's configuration reference). --set KEY=VALUE overrides any key by its dotted name; the
+  value is parsed as YAML (--set training.epochs=3 --set runtime.devices='["/gpu:0"]').
+  --data-dir sets data.data_dir. Relative paths on the command line are relative to the current
+  directory, relative data_dir values inside a YAML file are relative to that file.
+
+run directory (default runs/<task>/<config file name>):
+  config.yaml, checkpoints/{best,last}.keras, backup/, logs/ (TensorBoard), history.csv,
+  metrics.json, eval/, exports/, artifacts/. Re-running `train` on an unfinished run with the same
+  config resumes it (also after kill -9); a different config or a finished run is an error
+  unless --overwrite.
+
+distribution:
+  runtime.strategy: default | one_device | mirrored | multi_worker | tpu. multi_worker takes the
+  cluster from runtime.workers + runtime.task_index or from the TF_CONFIG environment variable;
+  start the same command on every worker.
+
+exit codes:
+  0 success, 1 failure (e.g. the loss became NaN), 2 bad usage or configuration,
+  130 interrupted.
+"""
+
+
+def _common(debug_only: bool = False, top: bool = False) -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    # Sub-commands must not reset a top-level --debug to False: their default is SUPPRESS.
+    parent.add_argument("--debug", action="store_true",
+                        default=False if top else argparse.SUPPRESS,
+                        help="show tracebacks and TensorFlow's own log messages")
+    if debug_only:
+        return parent
+    parent.add_argument("task", help="task name, e.g. toy, sentiment, translation, speech")
+    parent.add_argument("--run-dir", type=Path, metavar="DIR",
+                        help="run directory (default: runs/<task>/<config file name>)")
+    return parent
+
+
+def _config_args(parser: argparse.ArgumentParser, required: bool) -> None:
+    parser.add_argument("--config", type=Path, required=required, metavar="FILE",
+                        help="experiment YAML" + ("" if required else
+                                                   " (default: the run directory's config.yaml)"))
+    parser.add_argument("--data-dir", metavar="DIR", help="sets data.data_dir")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a config key (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `lstm-suite` (also documents every option in --help)."""
+    parser = argparse.ArgumentParser(
+        prog="lstm-suite",
+        description="Train, evaluate, export and query the lstm-suite tasks.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_common(debug_only=True, top=True)],
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    p = sub.add_parser("train", parents=[_common()], formatter_class=fmt, epilog=EPILOG,
+                       help="train a task (resumes an interrupted run)")
+    _config_args(p, required=True)
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete an existing run in --run-dir first")
+
+    p = sub.add_parser("evaluate", parents=[_common()], formatter_class=fmt,
+                       help="score a trained run; writes metrics.json")
+    _config_args(p, required=False)
+    p.add_argument("--split", action="append", metavar="SPLIT",
+                   help="split to score, repeatable (default: validation and test)")
+    p.add_argument("--checkpoint", choices=["best", "last"], default="best",
+                   help="checkpoint to load (default: best)")
+
+    p = sub.add_parser("export", parents=[_common()], formatter_class=fmt,
+                       help="write a SavedModel on raw inputs")
+    _config_args(p, required=False)
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="export directory (default: <run dir>/exports/<UTC time>)")
+    p.add_argument("--checkpoint", choices=["best", "last"], default="best",
+                   help="checkpoint to export (default: best)")
+
+    p = sub.add_parser("predict", parents=[_common()], formatter_class=fmt,
+                       help="run an export on inputs; one output line per input")
+    p.add_argument("--export-dir", type=Path, metavar="DIR",
+                   help="SavedModel to use (default: the newest export of --run-dir)")
+    p.add_argument("--input", action="append", default=[], metavar="TEXT",
+                   help="an input (repeatable); for speech, a path to an audio file")
+    p.add_argument("--input-file", type=Path, metavar="FILE",
+                   help="read inputs, one per line, from FILE ('-' for stdin)")
+
+    p = sub.add_parser("demo", parents=[_common(debug_only=True)], formatter_class=fmt,
+                       help="run a tiny task end to end, offline, and print a summary table")
+    p.add_argument("--task", default="toy", help="which demo to run (default: toy)")
+    p.add_argument("--run-dir", type=Path, metavar="DIR",
+                   help="keep the demo's run here (default: a temporary directory)")
+    return parser
+
+
+def _run_dir(args: argparse.Namespace) -> Path:
+    if args.run_dir is not None:
+        return args.run_dir
+    if getattr(args, "config", None) is not None:
+        return Path("runs") / args.task / args.config.stem
+    raise _UsageError("--run-dir is required when --config is not given")
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _load(args: argparse.Namespace, run_dir: Path | None = None):
+    from shared.config import load_config
+
+    path = args.config
+    if path is None:
+        path = (run_dir or _run_dir(args)) / "config.yaml"
+        if not path.exists():
+            raise _UsageError(f"{path} not found: pass --config or a --run-dir of a trained run")
+    return load_config(path, overrides=args.overrides, data_dir=args.data_dir, task=args.task)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from shared.task import get_task
+    from shared.training import loop
+
+    if args.command == "demo":
+        from shared.demo import run_demo
+
+        return run_demo(args.task, args.run_dir)
+    task_cls = get_task(args.task)
+    if args.command == "predict":
+        export_dir = args.export_dir or loop.latest_export(_run_dir(args))
+        inputs = list(args.input)
+        if args.input_file is not None:
+            if str(args.input_file) == "-":
+                lines = sys.stdin.read().splitlines()
+            else:
+                lines = args.input_file.read_text().splitlines()
+            inputs += [line for line in lines if line.strip()]
+        if not inputs:
+            raise _UsageError("no inputs: give --input TEXT or --input-file FILE")
+        for line in loop.predict(task_cls, export_dir, inputs):
+            print(line)
+        return EXIT_OK
+
+    run_dir = _run_dir(args)
+    config = _load(args, run_dir)
+    if args.command == "train":
+        result = loop.train(task_cls, config, run_dir, overwrite=args.overwrite)
+        loop.log(f"done: {result.epochs_completed} epochs; checkpoints in "
+                 f"{run_dir / 'checkpoints'}")
+    elif args.command == "evaluate":
+        import json
+
+        splits = tuple(args.split or ("validation", "test"))
+        results = loop.evaluate(task_cls, config, run_dir, splits, args.checkpoint)
+        print(json.dumps(results, indent=2, sort_keys=True))
+    elif args.command == "export":
+        out = loop.export(task_cls, config, run_dir, args.out, args.checkpoint)
+        print(out)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `lstm-suite`; returns (and, as a script, exits with) the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    if not args.debug:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        from shared.config import ConfigError
+        from shared.training.callbacks import TrainingDivergedError
+        from shared.training.loop import RunDirError
+        from shared.training.strategy import StrategyError
+
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("lstm-suite: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:  # one clear line unless --debug
+        if args.debug:
+            raise
+        usage = (_UsageError, ConfigError)
+        kind = "error" if isinstance(err, usage + (RunDirError, StrategyError)) else (
+            "training stopped" if isinstance(err, TrainingDivergedError) else type(err).__name__)
+        message = " ".join(str(err).split()) or repr(err)
+        print(f"lstm-suite: {kind}: {message} (--debug for details)", file=sys.stderr)
+        return EXIT_USAGE if isinstance(err, usage) else EXIT_FAILURE
+
+
+def run_task_script(task_name: str, command: str = "train", argv: list[str] | None = None):
+    """For `suites/<task>/train.py`: `run_task_script("sentiment")` == `lstm-suite train sentiment`.
+
+    Exits the process with the CLI's exit code.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    raise SystemExit(main([command, task_name, *argv]))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

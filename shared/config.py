@@ -1,0 +1,442 @@
+"""Experiment configuration: YAML files -> typed, validated dataclasses.
+
+An experiment config has six top-level keys, mirroring TF Model Garden's task + trainer + runtime:
+
+    task: toy              # which task package (shared.task.get_task)
+    seed: 42               # seeds Python, NumPy, TF and Keras, and the task's shuffling
+    data: {...}            # the task's DataConfig
+    model: {...}           # the task's ModelConfig
+    training: {...}        # TrainingConfig (below)
+    runtime: {...}         # RuntimeConfig (below)
+
+`load_config` validates everything on load: unknown keys (with the closest valid key suggested),
+wrong types, missing required values and values outside a `Literal[...]` all raise `ConfigError`
+whose message names the file, the line and the dotted key.
+
+Paths: a relative `data.data_dir` written in a YAML file is resolved against the directory of
+that file; one given with `--data-dir` or `--set data.data_dir=...` is resolved against the
+current working directory (as a shell user expects). The saved `run_dir/config.yaml` holds the
+absolute path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+MISSING = dataclasses.MISSING
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the file/line and the dotted key."""
+
+
+# --------------------------------------------------------------------------------------------
+# Spine sections
+# --------------------------------------------------------------------------------------------
+@dataclass
+class TrainingConfig:
+    """How to fit: optimisation, schedule, checkpoints, stopping, determinism."""
+
+    epochs: int = 10  # number of passes over the training set
+    global_batch_size: int = 32  # examples per step summed over all replicas
+    steps_per_epoch: int | None = None  # None: one pass over the training set
+    validation_steps: int | None = None  # None: the whole validation set
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    learning_rate: float = 1e-3  # peak learning rate
+    lr_schedule: Literal["constant", "cosine", "exponential"] = "constant"
+    warmup_steps: int = 0  # linear warm-up from 0 (constant and cosine schedules only)
+    decay_steps: int | None = None  # cosine/exponential; None: all steps after warm-up
+    decay_rate: float = 0.5  # exponential: factor applied every `decay_steps`
+    min_lr_ratio: float = 0.0  # cosine: final learning rate as a fraction of the peak
+    weight_decay: float = 0.0  # adamw (decoupled) weight decay
+    momentum: float = 0.0  # sgd momentum
+    clipnorm: float | None = None  # clip each gradient tensor's norm
+    global_clipnorm: float | None = None  # clip the global norm of all gradients
+    monitor: str = "val_loss"  # metric for best checkpoint / early stopping, e.g. val_accuracy
+    monitor_mode: Literal["auto", "min", "max"] = "auto"  # auto: max for acc/auc/bleu, else min
+    early_stopping_patience: int | None = None  # epochs without improvement; None: off
+    backup_every_steps: int | None = 100  # also back up mid-epoch every N steps; None: epochs
+    deterministic: bool = False  # tf.config.experimental.enable_op_determinism (slower)
+    progress: Literal["auto", "bar", "epoch", "none"] = "auto"  # auto: bar on a TTY
+    tensorboard: bool = True  # write TensorBoard logs to run_dir/logs
+
+
+@dataclass
+class RuntimeConfig:
+    """Where to run: distribution strategy, devices, cluster, precision, threads."""
+
+    strategy: Literal["default", "one_device", "mirrored", "multi_worker", "tpu"] = "default"
+    devices: list[str] = field(default_factory=list)  # e.g. ["/gpu:0", "/gpu:1"]; []: all
+    workers: list[str] = field(default_factory=list)  # multi_worker "host:port"s; []: TF_CONFIG
+    task_index: int | None = None  # this worker's index in `workers` (with `workers`)
+    communication: Literal["auto", "ring", "nccl"] = "auto"  # multi_worker collectives
+    tpu: str | None = None  # TPU name or grpc:// address; None: local / from the environment
+    mixed_precision: Literal["none", "mixed_float16", "mixed_bfloat16"] = "none"
+    intra_op_threads: int | None = None  # TF thread pools; None: TF's default
+    inter_op_threads: int | None = None
+
+
+@dataclass
+class ExperimentConfig:
+    """One experiment. `data`/`model` are instances of the task's DataConfig/ModelConfig."""
+
+    task: str
+    seed: int = 42
+    data: Any = None
+    model: Any = None
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (YAML/JSON-serialisable)."""
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(
+        cls, data: dict[str, Any], task_cls: type | None = None, source: str = "<dict>"
+    ) -> ExperimentConfig:
+        """Builds and validates a config from a nested dict (see `load_config`)."""
+        return _build_experiment(data, task_cls, source, {})
+
+    def fingerprint(self) -> str:
+        """A short stable hash of the whole config."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------
+# Conversion
+# --------------------------------------------------------------------------------------------
+def to_dict(obj: Any) -> Any:
+    """Dataclass instances (nested) -> plain dicts and lists."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+class _Where:
+    """Maps dotted keys to "file:line" (from YAML node marks) or to a --set override."""
+
+    def __init__(self, source: str, lines: dict[str, int], overrides: dict[str, str]):
+        self.source, self.lines, self.overrides = source, lines, overrides
+
+    def __call__(self, key: str) -> str:
+        if key in self.overrides:
+            return self.overrides[key]
+        probe = key
+        while probe:
+            if probe in self.lines:
+                return f"{self.source}:{self.lines[probe]}"
+            probe = probe.rpartition(".")[0]
+        return self.source
+
+
+def _yaml_lines(node: yaml.Node | None, prefix: str = "") -> dict[str, int]:
+    lines: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = f"{prefix}{key_node.value}"
+            lines[key] = key_node.start_mark.line + 1
+            lines.update(_yaml_lines(value_node, key + "."))
+    return lines
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"list[{_type_name(typing.get_args(tp)[0])}]"
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(value: Any, tp: Any, key: str, where: _Where) -> Any:
+    """Checks/coerces `value` to the annotation `tp`; raises ConfigError naming `key`."""
+
+    def fail(msg: str | None = None) -> typing.NoReturn:
+        msg = msg or f"expected {_type_name(tp)}, got {type(value).__name__} {value!r}"
+        raise ConfigError(f"{where(key)}: {key}: {msg}")
+
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            fail(f"must be one of {_type_name(tp)}, got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+            fail()
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, key, where)
+            except ConfigError:
+                continue
+        fail()
+    if origin is list:
+        if not isinstance(value, list):
+            fail()
+        (item_tp,) = typing.get_args(tp)
+        return [_convert(v, item_tp, f"{key}[{i}]", where) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            fail()
+        _, val_tp = typing.get_args(tp)
+        return {str(k): _convert(v, val_tp, f"{key}.{k}", where) for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            fail(f"expected a mapping of {tp.__name__} keys, got {value!r}")
+        return _build_dataclass(tp, value, key, where)
+    if tp is bool:
+        if not isinstance(value, bool):
+            fail()
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            fail()
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            fail()
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            fail()
+        return value
+    if isinstance(tp, type) and isinstance(value, tp):
+        return value
+    fail()
+
+
+def _build_dataclass(cls: type, values: dict[str, Any], prefix: str, where: _Where) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    dotted = f"{prefix}." if prefix else ""
+    for name in values:
+        if name not in fields:
+            close = difflib.get_close_matches(str(name), list(fields), n=1, cutoff=0.6)
+            hint = f" (did you mean {dotted}{close[0]!r}?)" if close else ""
+            valid = ", ".join(fields)
+            raise ConfigError(
+                f"{where(dotted + str(name))}: unknown key {dotted}{name!r}{hint}; "
+                f"valid keys{' of ' + prefix if prefix else ''}: {valid}"
+            )
+    kwargs = {}
+    for name, f in fields.items():
+        key = dotted + name
+        if name in values:
+            kwargs[name] = _convert(values[name], hints[name], key, where)
+        elif f.default is MISSING and f.default_factory is MISSING:
+            if dataclasses.is_dataclass(hints[name]):
+                kwargs[name] = _convert({}, hints[name], key, where)
+            else:
+                raise ConfigError(f"{where(prefix) if prefix else where.source}: "
+                                  f"missing required key {key!r} ({_type_name(hints[name])})")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as err:  # __post_init__ validation of a task's dataclass
+        raise ConfigError(f"{where(prefix) if prefix else where.source}: {prefix}: {err}") from err
+
+
+def _build_experiment(
+    raw: Any, task_cls: type | None, source: str, lines: dict[str, int],
+    overrides: dict[str, str] | None = None,
+) -> ExperimentConfig:
+    where = _Where(source, lines, overrides or {})
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the config must be a mapping with keys task, seed, data, "
+                          f"model, training, runtime; got {type(raw).__name__}")
+    raw = dict(raw)
+    if task_cls is None:
+        if not isinstance(raw.get("task"), str):
+            raise ConfigError(f"{where('task')}: missing required key 'task' (a task name)")
+        from shared.task import get_task
+
+        try:
+            task_cls = get_task(raw["task"])
+        except ValueError as err:
+            raise ConfigError(f"{where('task')}: task: {err}") from err
+    raw.setdefault("task", task_cls.name)
+    if raw["task"] != task_cls.name:
+        raise ConfigError(f"{where('task')}: task: the file is for {raw['task']!r}, "
+                          f"not {task_cls.name!r}")
+    # Task-specific sections get the task's own dataclasses.
+    spec = dataclasses.make_dataclass(
+        "ExperimentConfig",
+        [
+            ("task", str),
+            ("seed", int, field(default=42)),
+            ("data", task_cls.DataConfig, field(default_factory=task_cls.DataConfig)),
+            ("model", task_cls.ModelConfig, field(default_factory=task_cls.ModelConfig)),
+            ("training", TrainingConfig, field(default_factory=TrainingConfig)),
+            ("runtime", RuntimeConfig, field(default_factory=RuntimeConfig)),
+        ],
+    )
+    built = _build_dataclass(spec, raw, "", where)
+    config = ExperimentConfig(**{f.name: getattr(built, f.name) for f in dataclasses.fields(spec)})
+    _check_values(config, where)
+    return config
+
+
+def _check_values(config: ExperimentConfig, where: _Where) -> None:
+    """Range checks on spine keys that a type alone cannot express."""
+    t, r = config.training, config.runtime
+    positive = {"training.epochs": t.epochs, "training.global_batch_size": t.global_batch_size,
+                "training.steps_per_epoch": t.steps_per_epoch,
+                "training.validation_steps": t.validation_steps,
+                "training.backup_every_steps": t.backup_every_steps,
+                "training.decay_steps": t.decay_steps,
+                "training.early_stopping_patience": t.early_stopping_patience}
+    for key, value in positive.items():
+        if value is not None and value <= 0:
+            raise ConfigError(f"{where(key)}: {key}: must be > 0, got {value}")
+    if t.learning_rate <= 0:
+        raise ConfigError(f"{where('training.learning_rate')}: training.learning_rate: "
+                          f"must be > 0, got {t.learning_rate}")
+    if t.warmup_steps < 0:
+        raise ConfigError(f"{where('training.warmup_steps')}: training.warmup_steps: must be >= 0")
+    if t.warmup_steps and t.lr_schedule == "exponential":
+        raise ConfigError(f"{where('training.warmup_steps')}: training.warmup_steps: warm-up "
+                          "is supported with lr_schedule constant or cosine, not exponential")
+    if r.workers and r.task_index is None:
+        raise ConfigError(f"{where('runtime.task_index')}: runtime.task_index: required when "
+                          "runtime.workers is set (this worker's index in the list)")
+    if r.task_index is not None and not 0 <= r.task_index < max(len(r.workers), 1):
+        raise ConfigError(f"{where('runtime.task_index')}: runtime.task_index: "
+                          f"{r.task_index} is not an index into runtime.workers")
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+def _set_dotted(raw: dict[str, Any], dotted: str, value: Any, text: str) -> None:
+    parts = dotted.split(".")
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {text}: {'.'.join(parts[: i + 1])} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`"training.epochs=3"` -> ("training.epochs", 3); the value is parsed as YAML."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not p for p in key.split(".")):
+        raise ConfigError(f"--set {text}: expected KEY=VALUE with a dotted KEY, "
+                          "e.g. --set training.epochs=3")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"--set {text}: the value is not valid YAML: {err}") from err
+    return key, parsed
+
+
+def load_config(
+    path: str | Path,
+    overrides: list[str] | None = None,
+    data_dir: str | None = None,
+    task: str | None = None,
+) -> ExperimentConfig:
+    """Loads, overrides and validates an experiment config.
+
+    Args:
+        path: the YAML file.
+        overrides: `"dotted.key=value"` strings (values parsed as YAML), applied in order.
+        data_dir: sets `data.data_dir` (resolved against the working directory).
+        task: the task name given on the command line; must match the file's `task:` if present.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or fails validation.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config file: {err.strerror}") from err
+    try:
+        node = yaml.compose(text)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the config must be a mapping, got {type(raw).__name__}")
+    lines = _yaml_lines(node)
+
+    # A relative data_dir written in the file is relative to the file.
+    file_data = raw.get("data")
+    if isinstance(file_data, dict) and isinstance(file_data.get("data_dir"), str):
+        file_data["data_dir"] = _absolute(file_data["data_dir"], path.resolve().parent)
+
+    set_keys: dict[str, str] = {}
+    for text_override in overrides or []:
+        key, value = parse_override(text_override)
+        if key == "data.data_dir" and isinstance(value, str):
+            value = _absolute(value, Path.cwd())
+        _set_dotted(raw, key, value, text_override)
+        set_keys[key] = f"--set {text_override}"
+    if data_dir is not None:
+        _set_dotted(raw, "data.data_dir", _absolute(data_dir, Path.cwd()), "data.data_dir")
+        set_keys["data.data_dir"] = f"--data-dir {data_dir}"
+
+    task_cls = None
+    if task is not None:
+        from shared.task import get_task
+
+        task_cls = get_task(task)
+    return _build_experiment(raw, task_cls, str(path), lines, set_keys)
+
+
+def _absolute(value: str, base: Path) -> str:
+    expanded = Path(os.path.expanduser(value))
+    return str(expanded if expanded.is_absolute() else (base / expanded).resolve())
+
+
+def save_config(config: ExperimentConfig, path: str | Path) -> None:
+    """Writes the resolved config as YAML, atomically."""
+    from shared.export import atomic_write_text
+
+    atomic_write_text(Path(path), yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def diff_configs(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested dicts."""
+    keys = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            keys += diff_configs(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            keys.append(f"{prefix}{k}")
+    return keys

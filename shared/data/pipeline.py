@@ -1,0 +1,153 @@
+"""tf.data helpers shared by the task pipelines.
+
+Typical training pipeline (bucketing lives in the input pipeline, not in the model):
+
+    ds = examples                                           # (features, label) elements
+    ds = cache(ds)                                          # after expensive, deterministic maps
+    ds = shuffle(ds, seed=config.seed, buffer_size=10_000)  # before batching
+    boundaries = length_boundaries(ds, length_fn, num_buckets=8)
+    ds = bucket_by_length(ds, length_fn, batch_size, boundaries)
+    ds = prefetch(ds)
+
+`snapshot_cache` persists expensive features (e.g. log-mel spectrograms) on disk keyed by a hash
+of the config that produced them, so a changed feature config never reads a stale cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def shuffle(ds: tf.data.Dataset, seed: int, buffer_size: int = 10_000) -> tf.data.Dataset:
+    """Seeded shuffle, reshuffled each pass (a pass's order is a function of the seed alone)."""
+    return ds.shuffle(buffer_size, seed=seed, reshuffle_each_iteration=True)
+
+
+def cache(ds: tf.data.Dataset, path: str | Path | None = None) -> tf.data.Dataset:
+    """Caches elements in memory (`path=None`) or in files at `path` (created as needed).
+
+    The file cache is only complete after one full pass; TF refuses to read a partial one.
+    Prefer `snapshot_cache` for large, expensive features.
+    """
+    if path is None:
+        return ds.cache()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return ds.cache(str(path))
+
+
+def prefetch(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """`prefetch(AUTOTUNE)`: overlap input processing with the training step."""
+    return ds.prefetch(AUTOTUNE)
+
+
+def config_hash(obj: Any, length: int = 12) -> str:
+    """A stable short hash of a JSON-able object or dataclass (e.g. a feature config)."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        obj = dataclasses.asdict(obj)
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def snapshot_cache(
+    ds: tf.data.Dataset, cache_root: str | Path, key: Any, name: str = "features"
+) -> tf.data.Dataset:
+    """Persists `ds` under `cache_root/<name>-<config_hash(key)>` with `Dataset.snapshot`.
+
+    The first full pass writes the snapshot (in the background, atomically per shard run);
+    later passes and runs with the same `key` read it instead of recomputing. Put it after the
+    expensive deterministic maps and before shuffling.
+
+    Args:
+        ds: the dataset of expensive features.
+        cache_root: folder for caches (e.g. the task's artifacts dir or a data cache dir).
+        key: whatever determines the features (dataclass/dict), hashed into the folder name.
+        name: a readable prefix for the folder.
+    """
+    path = Path(cache_root) / f"{name}-{config_hash(key)}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return ds.snapshot(str(path), compression="AUTO")
+
+
+def _lengths(ds: tf.data.Dataset, length_fn: Callable, max_elements: int | None) -> np.ndarray:
+    if max_elements is not None:
+        ds = ds.take(max_elements)
+    lengths = ds.map(lambda *e: tf.cast(length_fn(*e), tf.int64), num_parallel_calls=AUTOTUNE)
+    return np.fromiter(lengths.as_numpy_iterator(), dtype=np.int64)
+
+
+def length_boundaries(
+    ds: tf.data.Dataset,
+    length_fn: Callable,
+    num_buckets: int = 8,
+    max_elements: int | None = 20_000,
+) -> list[int]:
+    """Bucket boundaries at the length quantiles of (up to `max_elements` of) `ds`.
+
+    Returns sorted unique boundaries for `bucket_by_length` (`len < b[0]`, `b[0] <= len < b[1]`,
+    ...), giving buckets of about equal size; an empty list when all lengths are equal.
+    """
+    if num_buckets < 1:
+        raise ValueError(f"num_buckets must be >= 1, got {num_buckets}")
+    lengths = _lengths(ds, length_fn, max_elements)
+    if lengths.size == 0:
+        raise ValueError("cannot compute length boundaries of an empty dataset")
+    qs = np.quantile(lengths, np.linspace(0, 1, num_buckets + 1)[1:-1], method="higher")
+    lo, hi = int(lengths.min()), int(lengths.max())
+    return sorted({int(q) for q in qs if lo < q <= hi})
+
+
+def bucket_by_length(
+    ds: tf.data.Dataset,
+    length_fn: Callable,
+    batch_size: int,
+    boundaries: list[int] | None = None,
+    num_buckets: int = 8,
+    padded_shapes: Any = None,
+    padding_values: Any = None,
+    drop_remainder: bool = False,
+    pad_to_bucket_boundary: bool = False,
+) -> tf.data.Dataset:
+    """Batches elements of similar length together (less padding) with `padded_batch`.
+
+    Args:
+        ds: unbatched elements (any nested structure).
+        length_fn: element -> scalar length (called with the element's components).
+        batch_size: examples per batch (the global batch size).
+        boundaries: bucket boundaries; None: `length_boundaries(ds, length_fn, num_buckets)`.
+        num_buckets: number of buckets when boundaries come from the data.
+        padded_shapes / padding_values: as in `Dataset.padded_batch` (default: pad every
+            variable dimension to the longest in the batch, with zeros).
+        drop_remainder: drop each bucket's last partial batch (static batch dimension).
+        pad_to_bucket_boundary: pad to the bucket's upper boundary instead of the batch max
+            (fewer distinct shapes; lengths must be < the last boundary).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if boundaries is None:
+        boundaries = length_boundaries(ds, length_fn, num_buckets)
+    if list(boundaries) != sorted(set(boundaries)) or any(b < 1 for b in boundaries):
+        raise ValueError(f"boundaries must be increasing positive ints, got {boundaries}")
+
+    def element_length(*element):
+        return tf.cast(length_fn(*element), tf.int32)
+
+    return ds.bucket_by_sequence_length(
+        element_length_func=element_length,
+        bucket_boundaries=list(boundaries),
+        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        padded_shapes=padded_shapes,
+        padding_values=padding_values,
+        pad_to_bucket_boundary=pad_to_bucket_boundary,
+        drop_remainder=drop_remainder,
+    )

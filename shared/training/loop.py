@@ -1,0 +1,393 @@
+"""train, evaluate, export, predict: the spine's entry points (the CLI is a thin layer on them).
+
+Run directory rule (`prepare_run_dir`), applied by `train`:
+
+* missing or empty            -> a fresh run.
+* `overwrite=True`            -> its contents are deleted first (only if it is a run directory,
+                                 i.e. holds `config.yaml`, or is empty).
+* holds a run whose config equals the new one (ignoring `runtime.*` and `training.progress`,
+  which may change between attempts, e.g. another number of GPUs):
+    - unfinished              -> RESUME from `backup/state.json` (or from scratch when the
+                                 previous attempt died before its first backup);
+    - finished                -> error: use --overwrite or another --run-dir.
+* anything else               -> error naming the keys that differ; never silently overwritten.
+
+Exact resumption: the training data is consumed as one stream `train.repeat()` (so with a seeded
+shuffle its order is a pure function of the seed), and a resumed run skips the batches consumed
+before the backup. The interrupted epoch is finished by a `fit` over its remaining steps (its
+*training* metrics in history.csv then average those steps only), the later epochs by a second
+`fit`. With `training.deterministic: true` an interrupted+resumed run ends with the same weights
+as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import shutil
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from shared.config import ExperimentConfig, diff_configs, save_config
+from shared.export import atomic_directory, atomic_write_json
+from shared.training import callbacks as cbs
+
+IGNORED_ON_RESUME = ("runtime", "training.progress")
+
+
+class RunDirError(RuntimeError):
+    """The run directory cannot be used as asked."""
+
+
+def log(message: str) -> None:
+    """One line on stderr, prefixed so it stands out from Keras' output."""
+    print(f"[lstm-suite] {message}", file=sys.stderr, flush=True)
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What `train` did."""
+
+    run_dir: Path
+    history: dict[str, list[float]]
+    initial_epoch: int
+    initial_step: int
+    epochs_completed: int
+    stopped_early: bool
+
+
+# --------------------------------------------------------------------------------------------
+# Run directory
+# --------------------------------------------------------------------------------------------
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    config = {k: (dict(v) if isinstance(v, dict) else v) for k, v in config.items()}
+    for key in IGNORED_ON_RESUME:
+        section, _, name = key.partition(".")
+        if name:
+            config.get(section, {}).pop(name, None)
+        else:
+            config.pop(section, None)
+    return config
+
+
+def prepare_run_dir(
+    run_dir: Path, config: ExperimentConfig, overwrite: bool, work_dir: Path | None = None
+) -> dict[str, Any] | None:
+    """Applies the run-directory rule (module docstring); returns the backup record to resume.
+
+    Args:
+        run_dir: the run directory (its config.yaml decides).
+        config: the new resolved config.
+        overwrite: delete an existing run first.
+        work_dir: where this process keeps checkpoints/backups (a non-chief worker's
+            `run_dir/workers/<i>`); defaults to `run_dir`.
+    """
+    import yaml
+
+    work_dir = work_dir or run_dir
+    config_file = run_dir / "config.yaml"
+    is_chief = work_dir == run_dir
+    if overwrite and work_dir.exists() and any(work_dir.iterdir()):
+        if is_chief and not config_file.exists():
+            raise RunDirError(f"{run_dir} is not a run directory (no config.yaml); refusing "
+                              "to delete it with --overwrite")
+        log(f"--overwrite: deleting the previous run in {work_dir}")
+        for child in work_dir.iterdir():
+            if is_chief and child.name == "workers":
+                continue
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    if not run_dir.exists() or not any(run_dir.iterdir()):
+        return None
+    if not config_file.exists():
+        if is_chief:
+            raise RunDirError(f"{run_dir} exists, is not empty and is not a run directory (no "
+                              "config.yaml); choose another --run-dir")
+        return cbs.read_backup(work_dir / "backup")
+    old = yaml.safe_load(config_file.read_text()) or {}
+    differ = diff_configs(_comparable(old), _comparable(config.to_dict()))
+    if differ:
+        raise RunDirError(
+            f"{run_dir} holds a run with a different config ({', '.join(differ[:8])}"
+            f"{', ...' if len(differ) > 8 else ''} differ); use --overwrite to replace it or "
+            "choose another --run-dir"
+        )
+    record = cbs.read_backup(work_dir / "backup")
+    if record and record.get("finished"):
+        raise RunDirError(f"{run_dir} already holds a finished run; use --overwrite to train "
+                          "again or choose another --run-dir")
+    return record
+
+
+# --------------------------------------------------------------------------------------------
+# Model helpers
+# --------------------------------------------------------------------------------------------
+def make_optimizer(training: Any, total_steps: int):
+    """The configured optimizer with its learning-rate schedule and clipping."""
+    import keras
+
+    t = training
+    warmup = min(t.warmup_steps, max(total_steps - 1, 0))
+    decay_steps = t.decay_steps or max(total_steps - warmup, 1)
+    if t.lr_schedule == "constant" and not warmup:
+        lr: Any = t.learning_rate
+    elif t.lr_schedule in ("constant", "cosine"):
+        # CosineDecay with alpha=1 is flat: "constant" + warm-up uses the same schedule class.
+        lr = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=0.0 if warmup else t.learning_rate,
+            decay_steps=decay_steps,
+            alpha=1.0 if t.lr_schedule == "constant" else t.min_lr_ratio,
+            warmup_target=t.learning_rate if warmup else None,
+            warmup_steps=warmup,
+        )
+    else:
+        lr = keras.optimizers.schedules.ExponentialDecay(
+            t.learning_rate, decay_steps=decay_steps, decay_rate=t.decay_rate
+        )
+    clip = {"clipnorm": t.clipnorm, "global_clipnorm": t.global_clipnorm}
+    if t.optimizer == "adam":
+        return keras.optimizers.Adam(lr, **clip)
+    if t.optimizer == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=t.weight_decay, **clip)
+    return keras.optimizers.SGD(lr, momentum=t.momentum, **clip)
+
+
+def count_batches(dataset) -> int:
+    """Batches in one pass of `dataset` (iterates it once when the cardinality is unknown)."""
+    import tensorflow as tf
+
+    n = int(dataset.cardinality())
+    if n == tf.data.INFINITE_CARDINALITY:
+        raise ValueError("the training dataset is infinite: set training.steps_per_epoch")
+    if n == tf.data.UNKNOWN_CARDINALITY:
+        n = int(dataset.reduce(0, lambda count, _: count + 1))
+    if n == 0:
+        raise ValueError("the training dataset is empty")
+    return n
+
+
+def seed_everything(config: ExperimentConfig) -> None:
+    """Seeds Python, NumPy, TF and Keras; `training.deterministic` -> TF op determinism."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(config.seed)
+    if config.training.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def _build(model, dataset) -> None:
+    """Builds an unbuilt (subclassed) model on one batch so weights can be restored."""
+    if not model.built:
+        inputs = next(iter(dataset.take(1)))[0]
+        model(inputs, training=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------------------------
+def train(
+    task_cls: type, config: ExperimentConfig, run_dir: str | Path, overwrite: bool = False
+) -> TrainResult:
+    """Trains `task_cls` with `config` in `run_dir` (creating, resuming or refusing it).
+
+    Raises:
+        RunDirError: the run directory holds something else (module docstring).
+        TrainingDivergedError: the loss became NaN/inf (the message says where).
+    """
+    import contextlib
+
+    import keras
+
+    from shared.training import strategy as st
+
+    run_dir = Path(run_dir).absolute()
+    st.configure_threads(config.runtime)
+    strategy = st.make_strategy(config.runtime)
+    is_chief, index = st.worker_identity(strategy)
+    work_dir = run_dir if is_chief else run_dir / "workers" / str(index)
+    record = prepare_run_dir(run_dir, config, overwrite, work_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    if is_chief:
+        save_config(config, run_dir / "config.yaml")
+        for sub in ("artifacts", "checkpoints", "logs", "exports", "eval"):
+            (run_dir / sub).mkdir(exist_ok=True)
+
+    seed_everything(config)
+    st.set_precision(config.runtime)
+    st.per_replica_batch_size(config.training.global_batch_size, strategy)
+    t = config.training
+    task = task_cls(config, run_dir)
+    task.prepare()
+    train_ds, val_ds = task.datasets(t.global_batch_size)
+    steps_per_epoch = t.steps_per_epoch or count_batches(train_ds)
+
+    with strategy.scope():
+        model = task.build_model()
+        model.compile(
+            optimizer=make_optimizer(t, steps_per_epoch * t.epochs),
+            loss=task.loss(),
+            metrics=task.metrics(),
+        )
+        _build(model, train_ds)
+        if record and record.get("weights"):
+            if model.optimizer is not None and not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)
+            model.load_weights(work_dir / "backup" / record["weights"])
+    start_epoch, start_step = (record["epoch"], record["step"]) if record else (0, 0)
+    if start_step >= steps_per_epoch:
+        start_epoch, start_step = start_epoch + 1, 0
+    if record:
+        log(f"resuming {run_dir} from epoch {start_epoch + 1}, step {start_step} "
+            f"(backup {record.get('weights') or 'none: restarting'})")
+
+    state = cbs.FitState(epoch=start_epoch, step=start_step)
+    checkpoints = cbs.ModelCheckpoints(work_dir / "checkpoints", t.monitor, t.monitor_mode, state)
+    stateful: dict[str, Any] = {"checkpoints": checkpoints}
+    callbacks: list[keras.callbacks.Callback] = [cbs.NanGuard(state), checkpoints]
+    if t.early_stopping_patience:
+        early = cbs.ResumableEarlyStopping(
+            monitor=t.monitor,
+            mode=cbs.resolve_mode(t.monitor, t.monitor_mode),
+            patience=t.early_stopping_patience,
+            verbose=1,
+        )
+        stateful["early_stopping"] = early
+        callbacks.append(early)
+    if is_chief:
+        callbacks.append(keras.callbacks.CSVLogger(str(run_dir / "history.csv"),
+                                                   append=record is not None))
+        if t.tensorboard and importlib.util.find_spec("tensorboard") is None:
+            log("tensorboard is not installed: no TensorBoard logs (pip install tensorboard)")
+        elif t.tensorboard:
+            callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs")))
+    backup = cbs.ResumableBackup(work_dir / "backup", t.backup_every_steps, state, stateful,
+                                 extra={"fingerprint": config.fingerprint()})
+    backup.steps_per_epoch = steps_per_epoch
+    callbacks.append(backup)
+    if record:
+        for key, cb in stateful.items():
+            if key in record.get("callbacks", {}):
+                cb.set_state(record["callbacks"][key])
+
+    stream = train_ds.repeat()
+    verbose = cbs.verbosity(t.progress, sys.stdout.isatty())
+    fix = contextlib.nullcontext()
+    if st.is_multi_worker(strategy):
+        from shared.training.multiworker_fix import multi_worker_fit_fix
+
+        fix = multi_worker_fit_fix()
+
+    history: dict[str, list[float]] = {}
+    phases = []  # (first epoch, end epoch, steps per epoch, batches to skip)
+    if start_step:
+        phases.append((start_epoch, start_epoch + 1, steps_per_epoch - start_step,
+                       start_epoch * steps_per_epoch + start_step))
+        start_epoch += 1
+    if start_epoch < t.epochs:
+        phases.append((start_epoch, t.epochs, steps_per_epoch, start_epoch * steps_per_epoch))
+    stopped_early = False
+    # Keras warns when a validation set of unknown length (e.g. bucketed) ends: expected here,
+    # and the training stream is infinite so it cannot run out.
+    warnings.filterwarnings("ignore", message="Your input ran out of data")
+    with fix:
+        for first, end, steps, skip in phases:
+            state.step_offset = state.step = steps_per_epoch - steps
+            result = model.fit(
+                stream.skip(skip) if skip else stream,
+                validation_data=val_ds,
+                validation_steps=t.validation_steps,
+                epochs=end,
+                initial_epoch=first,
+                steps_per_epoch=steps,
+                callbacks=callbacks,
+                verbose=verbose,
+                shuffle=False,  # the task's dataset is shuffled (seeded) already
+            )
+            for key, values in result.history.items():
+                history.setdefault(key, []).extend(float(v) for v in values)
+            if state.diverged:
+                raise cbs.TrainingDivergedError(state.diverged)
+            if model.stop_training:
+                stopped_early = True
+                break
+            for cb in stateful.values():  # carry state into the next fit's on_train_begin
+                cb.set_state(cb.get_state())
+            for cb in callbacks:
+                if isinstance(cb, keras.callbacks.CSVLogger):
+                    cb.append = True
+    epochs_done = state.epoch + 1 if phases else t.epochs
+    backup.mark_finished(epochs_done)
+    if stopped_early:
+        log(f"early stopping after epoch {epochs_done}: {t.monitor} did not improve for "
+            f"{t.early_stopping_patience} epochs")
+    r0 = record or {}
+    return TrainResult(run_dir, history, r0.get("epoch", 0), r0.get("step", 0), epochs_done,
+                       stopped_early)
+
+
+def load_checkpoint(task, run_dir: Path, which: str = "best"):
+    """Loads `run_dir/checkpoints/<which>.keras` (best falls back to last)."""
+    import keras
+
+    path = Path(run_dir) / "checkpoints" / f"{which}.keras"
+    if which == "best" and not path.exists():
+        path = path.with_name("last.keras")
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint {path}: train first (lstm-suite train ...)")
+    return keras.saving.load_model(path, custom_objects=task.custom_objects())
+
+
+def evaluate(
+    task_cls: type, config: ExperimentConfig, run_dir: str | Path,
+    splits: tuple[str, ...] = ("validation",), checkpoint: str = "best",
+) -> dict[str, dict[str, float]]:
+    """Scores the checkpoint on `splits`; merges the results into run_dir/metrics.json."""
+    import json
+
+    run_dir = Path(run_dir)
+    seed_everything(config)
+    task = task_cls(config, run_dir)
+    task.prepare()
+    model = load_checkpoint(task, run_dir, checkpoint)
+    metrics_file = run_dir / "metrics.json"
+    results = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+    for split in splits:
+        results[split] = {k: float(v) for k, v in task.evaluate(model, split).items()}
+    atomic_write_json(metrics_file, results)
+    return {split: results[split] for split in splits}
+
+
+def export(
+    task_cls: type, config: ExperimentConfig, run_dir: str | Path,
+    out_dir: str | Path | None = None, checkpoint: str = "best",
+) -> Path:
+    """Exports the checkpoint as a SavedModel, built in a temp dir and renamed to `out_dir`.
+
+    `out_dir` defaults to `run_dir/exports/<UTC timestamp>`.
+    """
+    run_dir = Path(run_dir)
+    task = task_cls(config, run_dir)
+    task.prepare()
+    model = load_checkpoint(task, run_dir, checkpoint)
+    out = Path(out_dir) if out_dir else run_dir / "exports" / time.strftime(
+        "%Y%m%d-%H%M%S", time.gmtime())
+    with atomic_directory(out) as tmp:
+        task.export(model, tmp)
+    return out
+
+
+def latest_export(run_dir: str | Path) -> Path:
+    """The newest complete export in `run_dir/exports` (temporary dirs are ignored)."""
+    exports = sorted(p for p in (Path(run_dir) / "exports").glob("[!.]*") if p.is_dir())
+    if not exports:
+        raise FileNotFoundError(f"no export in {Path(run_dir) / 'exports'}: run export first")
+    return exports[-1]
+
+
+def predict(task_cls: type, export_dir: str | Path, inputs: list[str]) -> list[str]:
+    """Runs the task's `predict` on a SavedModel export."""
+    return task_cls.predict(Path(export_dir), inputs)
