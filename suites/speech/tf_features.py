@@ -15,7 +15,7 @@ from suites.speech.features import FeatureConfig, dct_matrix, mel_filterbank, st
 
 
 class TFFeatureExtractor(tf.Module):
-    """Waveforms `[batch, samples]` + lengths `[batch]` -> features `[batch, frames, dim]` + lengths.
+    """Waveforms `[batch, samples]` + lengths -> features `[batch, frames, dim]` + frame lengths.
 
     Args:
         cfg: the feature config the model was trained with.

@@ -1,0 +1,122 @@
+"""Feature caches: each split's features computed once into a TFRecord keyed by the feature config.
+
+The file name holds the feature-config hash and a hash of the split's utterance list, so changing
+either makes a new cache; an existing cache is reused as is. A JSON sidecar records the frame
+counts and the utterances skipped for bad audio.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from suites.speech.audio import AudioError, check_waveform, load_audio, resample
+from suites.speech.features import FeatureConfig, compute_features
+from suites.speech.readers import Screen, Utterance
+
+
+def cache_path(cache_dir: str | Path, split: str, utts: Sequence[Utterance], cfg: FeatureConfig):
+    """`<cache_dir>/<feature key>/<split>-<utterance-list hash>.tfrecord`."""
+    digest = hashlib.sha1()
+    for u in utts:
+        digest.update(f"{u.id}\t{u.source}\t{u.transcript}\n".encode())
+    return Path(cache_dir) / cfg.key() / f"{split}-{digest.hexdigest()[:12]}.tfrecord"
+
+
+def utterance_waveform(utt: Utterance, cfg: FeatureConfig, min_samples: int, silence: float):
+    """The utterance's mono waveform at `cfg.sample_rate` (raises AudioError on bad audio)."""
+    if utt.audio is not None:
+        wave = resample(np.asarray(utt.audio, np.float32), int(utt.audio_rate), cfg.sample_rate)
+        check_waveform(wave, utt.source, min_samples, silence)
+        return wave
+    return load_audio(utt.path, cfg.sample_rate, min_samples, silence)
+
+
+def _example(utt: Utterance, feats: np.ndarray) -> bytes:
+    f = tf.train.Feature
+    return tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                "id": f(bytes_list=tf.train.BytesList(value=[utt.id.encode()])),
+                "transcript": f(bytes_list=tf.train.BytesList(value=[utt.transcript.encode()])),
+                "features": f(float_list=tf.train.FloatList(value=feats.ravel())),
+                "num_frames": f(int64_list=tf.train.Int64List(value=[feats.shape[0]])),
+            }
+        )
+    ).SerializeToString()
+
+
+def build_cache(
+    path: Path,
+    utts: Sequence[Utterance],
+    cfg: FeatureConfig,
+    screen: Screen,
+    min_seconds: float = 0.05,
+    silence_threshold: float = 1e-4,
+) -> dict:
+    """Computes features of `utts` into `path` unless it exists; returns the sidecar metadata.
+
+    Bad audio (unreadable, empty, shorter than `min_seconds`, peak <= `silence_threshold`) goes
+    to `screen`; `screen.finish` raises or logs according to its policy after the pass.
+    """
+    meta_path = path.with_suffix(".json")
+    if path.is_file() and meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        for source, reason in meta["skipped"]:
+            screen.add(source, reason)
+        return meta
+    from tqdm import tqdm
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    min_samples = max(1, int(min_seconds * cfg.sample_rate))
+    frames, transcripts, ids, speakers, skipped = [], [], [], [], []
+    with tf.io.TFRecordWriter(str(tmp)) as writer:
+        for utt in tqdm(utts, desc=f"features {path.stem}", leave=False, mininterval=2):
+            try:
+                wave = utterance_waveform(utt, cfg, min_samples, silence_threshold)
+            except AudioError as err:
+                skipped.append((utt.source, err.reason))
+                screen.add(utt.source, err.reason)
+                continue
+            feats = compute_features(wave, cfg)
+            writer.write(_example(utt, feats))
+            frames.append(int(feats.shape[0]))
+            transcripts.append(utt.transcript)
+            ids.append(utt.id)
+            speakers.append(utt.speaker)
+    meta = {"count": len(frames), "frames": frames, "transcripts": transcripts, "ids": ids,
+            "speakers": speakers, "skipped": skipped, "dim": cfg.dim}  # fmt: skip
+    os.replace(tmp, path)
+    meta_path.write_text(json.dumps(meta))
+    return meta
+
+
+def read_cache(path: str | Path, dim: int) -> tf.data.Dataset:
+    """Parses a cache into dicts `{id, transcript, features [T, dim], num_frames}`."""
+    spec = {
+        "id": tf.io.FixedLenFeature([], tf.string),
+        "transcript": tf.io.FixedLenFeature([], tf.string),
+        "features": tf.io.VarLenFeature(tf.float32),
+        "num_frames": tf.io.FixedLenFeature([], tf.int64),
+    }
+
+    def parse(record):
+        ex = tf.io.parse_single_example(record, spec)
+        feats = tf.reshape(tf.sparse.to_dense(ex["features"]), [-1, dim])
+        n = ex["num_frames"]
+        return {"id": ex["id"], "transcript": ex["transcript"], "features": feats, "num_frames": n}
+
+    return tf.data.TFRecordDataset(str(path)).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def iter_features(path: str | Path, dim: int) -> Iterator[np.ndarray]:
+    """Feature arrays of a cache, in order (for statistics)."""
+    for ex in read_cache(path, dim).as_numpy_iterator():
+        yield ex["features"]

@@ -1,0 +1,124 @@
+"""The acoustic model: normalisation, SpecAugment, optional front end, BiLSTM stack, CTC head.
+
+Inputs are `features` `[B, T, F]` (un-normalised log-mel/MFCC frames, zero-padded) and
+`feature_lengths` `[B]`; outputs are `logits` `[B, T', characters + 1]` (CTC blank last) and
+`logit_lengths` `[B]`. `CTCModel.compute_loss` applies CTC itself, so `compile(loss=None)`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Literal
+
+import keras
+from keras import ops
+from keras.layers import LSTM as PeepholeLSTM  # noqa: N811  TODO: shared.layers when ready
+from keras.layers import Bidirectional
+
+from suites.speech.layers import FrameStack, SequenceMask, SpecAugment
+
+_HAS_PEEPHOLES = "use_peepholes" in inspect.signature(PeepholeLSTM.__init__).parameters
+
+
+@dataclass
+class ModelConfig:
+    """Acoustic model hyper-parameters."""
+
+    frontend: Literal["none", "stack", "conv"] = "stack"  # how sequences are shortened
+    stride: int = 3  # time reduction of the front end (frames stacked / conv stride)
+    conv_filters: int = 128  # channels of the strided Conv1D front end (frontend: conv)
+    conv_kernel: int = 5  # kernel width of the Conv1D front end
+    lstm_units: int = 128  # units per direction of every Bidirectional(PeepholeLSTM)
+    lstm_layers: int = 2  # stacked bidirectional layers
+    use_peepholes: bool = True  # peephole connections in the LSTM cells
+    dropout: float = 0.1  # dropout between layers
+    recurrent_dropout: float = 0.0  # LSTM recurrent dropout (slow on CPU; keep 0)
+    spec_augment: bool = True  # SpecAugment masks in training
+    freq_masks: int = 2  # SpecAugment frequency masks per utterance
+    freq_width: int = 10  # maximum frequency-mask width in features
+    time_masks: int = 2  # SpecAugment time masks per utterance
+    time_width: int = 20  # maximum time-mask width in frames
+    beam_width: int = 16  # CTC beam width for beam-search decoding in evaluate
+    export_beam_width: int = 0  # decoder of the SavedModel: 0 = greedy, >= 1 = beam width
+
+    def __post_init__(self):
+        positive = ("stride", "conv_filters", "conv_kernel", "lstm_units", "lstm_layers")
+        for key in positive:
+            if getattr(self, key) < 1:
+                raise ValueError(f"model.{key} must be >= 1, got {getattr(self, key)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if self.beam_width < 1:
+            raise ValueError(f"model.beam_width must be >= 1, got {self.beam_width}")
+
+
+@keras.saving.register_keras_serializable(package="lstm_suite")
+class CTCModel(keras.Model):
+    """A functional model with outputs `logits`/`logit_lengths` trained with CTC (blank last)."""
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        logits = ops.cast(y_pred["logits"], "float32")
+        labels = ops.cast(y, "int32")
+        label_lengths = ops.sum(ops.cast(labels >= 0, "int32"), axis=1)
+        per_example = ops.ctc_loss(
+            ops.maximum(labels, 0), logits, label_lengths,
+            ops.cast(y_pred["logit_lengths"], "int32"), mask_index=logits.shape[-1] - 1,
+        )  # fmt: skip
+        loss = ops.mean(per_example)
+        extra = self.losses
+        return loss + ops.sum(ops.stack(extra)) if extra else loss
+
+
+def build_model(
+    cfg: ModelConfig,
+    feature_dim: int,
+    num_classes: int,
+    mean: list[float] | None = None,
+    variance: list[float] | None = None,
+    seed: int | None = None,
+) -> CTCModel:
+    """Builds the acoustic model.
+
+    Args:
+        cfg: hyper-parameters.
+        feature_dim: features per input frame.
+        num_classes: characters + 1 (the CTC blank, last).
+        mean, variance: per-feature statistics of the training set (None: no normalisation).
+        seed: seed of the SpecAugment random stream.
+    """
+    features = keras.Input((None, feature_dim), name="features")
+    lengths = keras.Input((), dtype="int32", name="feature_lengths")
+    x = features
+    if mean is not None:
+        x = keras.layers.Normalization(mean=mean, variance=variance, name="normalize")(x)
+    if cfg.spec_augment:
+        x = SpecAugment(
+            cfg.freq_masks, cfg.freq_width, cfg.time_masks, cfg.time_width, seed=seed,
+            name="spec_augment",
+        )(x, lengths)  # fmt: skip
+    out_lengths = lengths
+    if cfg.frontend == "stack" and cfg.stride > 1:
+        x, out_lengths = FrameStack(cfg.stride, name="frame_stack")((x, lengths))
+    elif cfg.frontend == "conv":
+        x = keras.layers.Conv1D(
+            cfg.conv_filters, cfg.conv_kernel, strides=cfg.stride, padding="same",
+            activation="relu", name="conv_frontend",
+        )(x)  # fmt: skip
+        _, out_lengths = FrameStack(cfg.stride, name="conv_lengths")((features, lengths))
+    mask = SequenceMask(name="mask")((x, out_lengths))
+    for i in range(cfg.lstm_layers):
+        if cfg.dropout:
+            x = keras.layers.Dropout(cfg.dropout, name=f"dropout_{i}")(x)
+        peep = {"use_peepholes": cfg.use_peepholes} if _HAS_PEEPHOLES else {}
+        lstm = PeepholeLSTM(
+            cfg.lstm_units, return_sequences=True, recurrent_dropout=cfg.recurrent_dropout, **peep
+        )
+        x = Bidirectional(lstm, merge_mode="concat", name=f"bilstm_{i}")(x, mask=mask)
+    if cfg.dropout:
+        x = keras.layers.Dropout(cfg.dropout, name="dropout_out")(x)
+    logits = keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
+    outputs = {"logits": logits, "logit_lengths": out_lengths}
+    return CTCModel(
+        inputs={"features": features, "feature_lengths": lengths}, outputs=outputs, name="ctc"
+    )

@@ -1,0 +1,218 @@
+"""The `speech` task: character CTC recognition on log-mel features (see suites/speech/*)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+from shared.task import Task, register_task
+from suites.speech import data as speech_data
+from suites.speech.cache import build_cache, cache_path, iter_features
+from suites.speech.data import DataConfig
+from suites.speech.features import FeatureStats
+from suites.speech.model import ModelConfig
+from suites.speech.readers import Screen
+from suites.speech.text import CharVocab
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+
+
+@register_task
+class SpeechTask(Task):
+    """Speech -> characters with a Bidirectional(PeepholeLSTM) stack and CTC."""
+
+    name = "speech"
+    DataConfig = DataConfig
+    ModelConfig = ModelConfig
+
+    def __init__(self, config, run_dir):
+        super().__init__(config, run_dir)
+        self.vocab = CharVocab(config.data.alphabet)
+        cache = config.data.cache_dir
+        self.cache_dir = Path(cache) if cache else self.run_dir / "cache"
+        self.caches: dict[str, tuple[Path, dict]] = {}
+
+    @property
+    def stride(self) -> int:
+        m = self.config.model
+        return m.stride if m.frontend != "none" else 1
+
+    # -- data -------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Reads and splits the corpus, caches features per split, computes train statistics.
+
+        Writes `artifacts/feature_stats.json`, `artifacts/data_summary.json` and, when inputs
+        were skipped (`data.bad_input: skip`), `artifacts/skipped.tsv` (source, reason).
+        """
+        cfg = self.config.data
+        self.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        screen = Screen(cfg.bad_input)
+        splits = speech_data.make_splits(cfg, self.config.seed, self.cache_dir, screen)
+        screen.finish("transcripts")  # fail fast before computing features
+        audio_screen = Screen(cfg.bad_input)
+        for split in SPLITS:
+            utts = splits.get(split) or []
+            if not utts:
+                continue
+            path = cache_path(self.cache_dir / "features", split, utts, cfg.features)
+            meta = build_cache(
+                path, utts, cfg.features, audio_screen, cfg.min_seconds, cfg.silence_threshold
+            )
+            self.caches[split] = (path, meta)
+        audio_screen.finish("audio")
+        skipped = screen.problems + audio_screen.problems
+        infeasible = [
+            (i, "too short for its transcript under CTC (dropped from training)")
+            for i, f, t in zip(
+                *(self.caches["train"][1][k] for k in ("ids", "frames", "transcripts")), strict=True
+            )
+            if not speech_data.ctc_feasible(f, t, self.stride)
+        ]
+        if infeasible:
+            log.warning("%d training utterances are too short for CTC", len(infeasible))
+        if skipped or infeasible:
+            Screen("skip", skipped + infeasible).write(self.artifacts_dir / "skipped.tsv")
+        stats_file = self.artifacts_dir / "feature_stats.json"
+        if not stats_file.exists():
+            train_path = self.caches["train"][0]
+            FeatureStats.from_frames(iter_features(train_path, cfg.features.dim)).save(stats_file)
+        summary = {
+            split: {
+                "utterances": meta["count"],
+                "speakers": sorted(set(meta["speakers"])),
+                "hours": sum(meta["frames"])
+                * cfg.features.hop_length
+                / cfg.features.sample_rate
+                / 3600,
+            }
+            for split, (_, meta) in self.caches.items()
+        }
+        summary["skipped"] = len(skipped)
+        summary["ctc_infeasible_train"] = len(infeasible)
+        (self.artifacts_dir / "data_summary.json").write_text(json.dumps(summary, indent=2))
+
+    def _split(self, split: str) -> tuple[Path, dict]:
+        if not self.caches:
+            self.prepare()
+        if split not in self.caches:
+            raise ValueError(f"split {split!r} is empty or unknown (have {sorted(self.caches)})")
+        return self.caches[split]
+
+    def datasets(self, global_batch_size: int):
+        path, meta = self._split("train")
+        cfg = self.config.data
+        train = speech_data.batches(
+            path, meta, cfg, global_batch_size, self.stride, self.config.seed
+        )
+        val = None
+        if "validation" in self.caches:
+            vpath, vmeta = self.caches["validation"]
+            val = speech_data.batches(vpath, vmeta, cfg, global_batch_size, self.stride)
+        return train, val
+
+    # -- model ------------------------------------------------------------------------------
+    def build_model(self):
+        from suites.speech.model import build_model
+
+        stats = FeatureStats.load(self.artifacts_dir / "feature_stats.json")
+        return build_model(
+            self.config.model, self.config.data.features.dim, self.vocab.num_classes,
+            mean=stats.mean, variance=[s * s for s in stats.std], seed=self.config.seed,
+        )  # fmt: skip
+
+    def custom_objects(self):
+        from suites.speech import layers, model
+
+        return {
+            "CTCModel": model.CTCModel,
+            "SpecAugment": layers.SpecAugment,
+            "FrameStack": layers.FrameStack,
+            "SequenceMask": layers.SequenceMask,
+        }
+
+    # -- after training ---------------------------------------------------------------------
+    def transcribe_split(self, model, split: str, beam_width: int):
+        """Greedy and beam transcripts of a cached split: (ids, refs, greedy, beam)."""
+        import tensorflow as tf
+
+        from suites.speech.cache import read_cache
+        from suites.speech.decoding import ctc_decode, sparse_to_lists
+
+        path, meta = self._split(split)
+        dim = self.config.data.features.dim
+        ds = read_cache(path, dim).padded_batch(
+            32,
+            padded_shapes={"id": [], "transcript": [], "features": [None, dim], "num_frames": []},
+        )
+        ids, refs, greedy, beam = [], [], [], []
+        for batch in ds:
+            lengths = tf.cast(batch["num_frames"], tf.int32)
+            n = int(tf.shape(lengths)[0])
+            out = model({"features": batch["features"], "feature_lengths": lengths}, training=False)
+            for width, sink in ((0, greedy), (beam_width, beam)):
+                decoded = ctc_decode(out["logits"], out["logit_lengths"], width)
+                sink.extend(self.vocab.decode(x) for x in sparse_to_lists(decoded, n))
+            ids.extend(x.decode() for x in batch["id"].numpy())
+            refs.extend(x.decode() for x in batch["transcript"].numpy())
+        return ids, refs, greedy, beam
+
+    def evaluate(self, model, split: str) -> dict[str, float]:
+        from shared.metrics import speech as sm
+
+        _, meta = self._split(split)
+        ids, refs, greedy, beam = self.transcribe_split(model, split, self.config.model.beam_width)
+        results = {}
+        for name, hyps in (("greedy", greedy), ("beam", beam)):
+            results[f"cer_{name}"] = sm.cer(refs, hyps)
+            results[f"wer_{name}"] = sm.wer(refs, hyps)
+            results[f"accuracy_{name}"] = sm.sentence_accuracy(refs, hyps)
+        speaker_of = dict(zip(meta["ids"], meta["speakers"], strict=True))
+        by_speaker = defaultdict(list)
+        for i, r, h in zip(ids, refs, beam, strict=True):
+            by_speaker[speaker_of.get(i, "")].append((r, h))
+        if len(by_speaker) <= 20:
+            for spk, pairs in sorted(by_speaker.items()):
+                r, h = zip(*pairs, strict=True)
+                results[f"accuracy_beam/{spk}"] = sm.sentence_accuracy(r, h)
+                results[f"cer_beam/{spk}"] = sm.cer(r, h)
+        eval_dir = self.run_dir / "eval"
+        eval_dir.mkdir(parents=True, exist_ok=True)
+        rows = ["id\tspeaker\treference\tgreedy\tbeam"] + [
+            f"{i}\t{speaker_of.get(i, '')}\t{r}\t{g}\t{b}"
+            for i, r, g, b in zip(ids, refs, greedy, beam, strict=True)
+        ]
+        (eval_dir / f"hypotheses_{split}.tsv").write_text("\n".join(rows) + "\n")
+        return results
+
+    def export(self, model, out_dir: Path) -> None:
+        from suites.speech.serving import export_server
+
+        export_server(
+            model, self.config.data.features, self.vocab.alphabet, out_dir,
+            self.config.model.export_beam_width,
+        )  # fmt: skip
+
+    @classmethod
+    def predict(cls, export_dir: Path, inputs: list[str]) -> list[str]:
+        import tensorflow as tf
+
+        from suites.speech.audio import AudioError, load_audio
+        from suites.speech.serving import pad_batch, read_sample_rate
+
+        rate = read_sample_rate(export_dir)
+        serve = tf.saved_model.load(str(export_dir)).signatures["serving_default"]
+        lines = []
+        for path in inputs:
+            try:
+                wave = load_audio(path, rate, silence_threshold=-1.0)
+            except AudioError as err:
+                lines.append(f"{path}\t<error: {err.reason}>")
+                continue
+            batch, lengths = pad_batch([wave])
+            out = serve(waveform=tf.constant(batch), waveform_length=tf.constant(lengths))
+            lines.append(f"{path}\t{out['transcript'].numpy()[0].decode('utf-8')}")
+        return lines
