@@ -1,7 +1,8 @@
-"""Test-wide set-up: quiet TF, two logical CPU devices (for MirroredStrategy tests), data location."""
+"""Test-wide set-up: quiet TF, two logical CPU devices (for MirroredStrategy), data location."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -11,14 +12,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
+# Must run before anything initialises the TF runtime (listing logical devices would).
+# If TF was already initialised by an earlier import, keep what it has.
 _cpus = tf.config.list_physical_devices("CPU")
-if _cpus and not tf.config.list_logical_devices("CPU")[1:]:
-    try:
+if _cpus:
+    with contextlib.suppress(RuntimeError):
         tf.config.set_logical_device_configuration(
             _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
         )
-    except RuntimeError:  # TF already initialised by an earlier import: keep what it has
-        pass
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,5 +36,5 @@ def real_data() -> Path:
     """Path of ../shared/datasets; skips the test when it is absent."""
     path = datasets_dir()
     if path is None:
-        pytest.skip("real datasets not found: set LSTM_SUITE_DATA or place them at ../shared/datasets")
+        pytest.skip("real datasets not found: set LSTM_SUITE_DATA or use ../shared/datasets")
     return path
