@@ -7,18 +7,14 @@ Inputs are `features` `[B, T, F]` (un-normalised log-mel/MFCC frames, zero-padde
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Literal
 
 import keras
 from keras import ops
-from keras.layers import LSTM as PeepholeLSTM  # noqa: N811  TODO: shared.layers when ready
-from keras.layers import Bidirectional
 
+from shared.layers import Bidirectional, PeepholeLSTM
 from suites.speech.layers import FrameStack, SequenceMask, SpecAugment
-
-_HAS_PEEPHOLES = "use_peepholes" in inspect.signature(PeepholeLSTM.__init__).parameters
 
 
 @dataclass
@@ -110,10 +106,10 @@ def build_model(
     for i in range(cfg.lstm_layers):
         if cfg.dropout:
             x = keras.layers.Dropout(cfg.dropout, name=f"dropout_{i}")(x)
-        peep = {"use_peepholes": cfg.use_peepholes} if _HAS_PEEPHOLES else {}
         lstm = PeepholeLSTM(
-            cfg.lstm_units, return_sequences=True, recurrent_dropout=cfg.recurrent_dropout, **peep
-        )
+            cfg.lstm_units, return_sequences=True, use_peepholes=cfg.use_peepholes,
+            recurrent_dropout=cfg.recurrent_dropout,
+        )  # fmt: skip
         x = Bidirectional(lstm, merge_mode="concat", name=f"bilstm_{i}")(x, mask=mask)
     if cfg.dropout:
         x = keras.layers.Dropout(cfg.dropout, name="dropout_out")(x)
