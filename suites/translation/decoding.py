@@ -1,0 +1,188 @@
+"""Batched greedy and beam-search decoding in the graph (tf.while_loop), so exports contain them.
+
+Both decoders take a built `Seq2SeqAttention` and padded source ids `[B, S]` and return padded
+target ids `[B, L]` (each row ends with eos, then padding) and the model's log-probability of each
+output (sum over the emitted tokens, eos included). A sentence with `n` source tokens may emit at
+most `ceil(max_length_ratio * n) + max_length_offset` tokens; its last allowed token is eos.
+
+Beam search follows GNMT (Wu et al. 2016): hypotheses are ranked by `log p / lp(length)` with
+`lp(n) = ((5 + n) / 6) ** length_penalty` (0 disables it); finished hypotheses stay in the beam,
+extended by padding at no cost, and the loop ends when every beam of every sentence has finished.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from shared.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+NEG = -1e9
+
+
+def max_lengths(source: tf.Tensor, ratio: float, offset: int) -> tf.Tensor:
+    """Per-sentence output limits [B] from source ids [B, S] (padding 0 not counted)."""
+    lengths = tf.reduce_sum(tf.cast(tf.not_equal(source, PAD_ID), tf.float32), axis=1)
+    return tf.cast(tf.math.ceil(ratio * lengths), tf.int32) + offset
+
+
+def _restrict(log_probs: tf.Tensor, finished: tf.Tensor, at_limit: tf.Tensor) -> tf.Tensor:
+    """Finished rows may only emit padding (cost 0); rows at their limit may only emit eos."""
+    vocab = tf.shape(log_probs)[-1]
+    pad_only = tf.where(tf.equal(tf.range(vocab), PAD_ID), 0.0, NEG)
+    eos_mask = tf.equal(tf.range(vocab), EOS_ID)
+    eos_only = tf.where(eos_mask, log_probs, NEG)
+    log_probs = tf.where(at_limit[..., None], eos_only, log_probs)
+    return tf.where(finished[..., None], tf.broadcast_to(pad_only, tf.shape(log_probs)), log_probs)
+
+
+def greedy_decode(
+    model,
+    source: tf.Tensor,
+    max_length_ratio: float = 1.5,
+    max_length_offset: int = 5,
+    return_attention: bool = False,
+):
+    """Greedy decoding.
+
+    Returns:
+        (ids [B, L] int32, log-probabilities [B]) and, with `return_attention`, also the attention
+        weights [B, L, S] of every emitted token.
+    """
+    source = tf.convert_to_tensor(source, tf.int32)
+    memory, keys, mask, states = model.encode(source, training=False)
+    batch = tf.shape(source)[0]
+    limits = max_lengths(source, max_length_ratio, max_length_offset)
+    steps = tf.reduce_max(limits)
+    tokens_ta = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
+    weights_ta = tf.TensorArray(memory.dtype, size=0, dynamic_size=True)
+
+    def cond(t, *_):
+        return t < steps
+
+    def body(t, previous, states, finished, scores, tokens_ta, weights_ta):
+        logits, states, weights = model.decode_step(previous, states, memory, keys, mask)
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
+        log_probs = _restrict(log_probs, finished, t >= limits - 1)
+        token = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
+        scores += tf.gather(log_probs, token, batch_dims=1)
+        finished = finished | tf.equal(token, EOS_ID)
+        return (
+            t + 1,
+            token,
+            states,
+            finished,
+            scores,
+            tokens_ta.write(t, token),
+            weights_ta.write(t, weights),
+        )
+
+    t, _, _, _, scores, tokens_ta, weights_ta = tf.while_loop(
+        lambda t, p, s, finished, *_: cond(t) & ~tf.reduce_all(finished),
+        body,
+        (
+            tf.constant(0),
+            tf.fill([batch], BOS_ID),
+            list(states),
+            tf.zeros([batch], tf.bool),
+            tf.zeros([batch], tf.float32),
+            tokens_ta,
+            weights_ta,
+        ),
+    )
+    ids = tf.reshape(tf.transpose(tokens_ta.stack()), [batch, t])
+    if not return_attention:
+        return ids, scores
+    weights = tf.transpose(weights_ta.stack(), (1, 0, 2))
+    return ids, scores, tf.reshape(weights, [batch, t, tf.shape(source)[1]])
+
+
+def _length_penalty(length: tf.Tensor, alpha: float) -> tf.Tensor:
+    return tf.pow((5.0 + tf.cast(length, tf.float32)) / 6.0, alpha)
+
+
+def beam_search(
+    model,
+    source: tf.Tensor,
+    beam_size: int = 5,
+    length_penalty: float = 0.0,
+    max_length_ratio: float = 1.5,
+    max_length_offset: int = 5,
+):
+    """Beam search.
+
+    Returns:
+        (ids [B, L] int32 of the best hypothesis, its log-probability [B]).
+    """
+    if beam_size < 1:
+        raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+    source = tf.convert_to_tensor(source, tf.int32)
+    k = beam_size
+    batch = tf.shape(source)[0]
+    memory, keys, mask, states = model.encode(source, training=False)
+    memory, keys, mask = (tf.repeat(x, k, axis=0) for x in (memory, keys, mask))
+    states = [tf.repeat(s, k, axis=0) for s in states]
+    limits = tf.repeat(max_lengths(source, max_length_ratio, max_length_offset)[:, None], k, 1)
+    steps = tf.reduce_max(limits)
+    first = tf.concat([tf.zeros([1]), tf.fill([k - 1], NEG)], axis=0)  # only beam 0 is live
+
+    def body(t, previous, states, sequences, scores, finished, lengths):
+        logits, states, _ = model.decode_step(previous, states, memory, keys, mask)
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
+        vocab = tf.shape(log_probs)[-1]
+        log_probs = tf.reshape(log_probs, [batch, k, vocab])
+        log_probs = _restrict(log_probs, finished, t >= limits - 1)
+        candidates = scores[..., None] + log_probs  # [B, k, V]
+        new_lengths = tf.where(finished, lengths, lengths + 1)[..., None]
+        ranks = candidates / _length_penalty(new_lengths, length_penalty)
+        _, flat = tf.math.top_k(tf.reshape(ranks, [batch, k * vocab]), k)  # [B, k]
+        beam, token = flat // vocab, flat % vocab
+        scores = tf.gather(tf.reshape(candidates, [batch, k * vocab]), flat, batch_dims=1)
+        lengths = tf.gather(lengths, beam, batch_dims=1) + tf.cast(
+            ~tf.gather(finished, beam, batch_dims=1), tf.int32
+        )
+        finished = tf.gather(finished, beam, batch_dims=1) | tf.equal(token, EOS_ID)
+        sequences = tf.concat([tf.gather(sequences, beam, batch_dims=1), token[..., None]], axis=2)
+        rows = tf.reshape(beam + k * tf.range(batch)[:, None], [-1])
+        states = [tf.gather(s, rows) for s in states]
+        return t + 1, tf.reshape(token, [-1]), states, sequences, scores, finished, lengths
+
+    _, _, _, sequences, scores, finished, lengths = tf.while_loop(
+        lambda t, p, s, q, sc, finished, ln: (t < steps) & ~tf.reduce_all(finished),
+        body,
+        (
+            tf.constant(0),
+            tf.fill([batch * k], BOS_ID),
+            states,
+            tf.zeros([batch, k, 0], tf.int32),
+            tf.tile(first[None], [batch, 1]),
+            tf.zeros([batch, k], tf.bool),
+            tf.zeros([batch, k], tf.int32),
+        ),
+        shape_invariants=(
+            tf.TensorShape([]),
+            tf.TensorShape([None]),
+            [tf.TensorShape(s.shape) for s in states],
+            tf.TensorShape([None, k, None]),
+            tf.TensorShape([None, k]),
+            tf.TensorShape([None, k]),
+            tf.TensorShape([None, k]),
+        ),
+    )
+    best = tf.argmax(
+        scores / _length_penalty(lengths, length_penalty), axis=1, output_type=tf.int32
+    )
+    return tf.gather(sequences, best, batch_dims=1), tf.gather(scores, best, batch_dims=1)
+
+
+def sequence_log_prob(model, source: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """The model's log-probability [B] of padded target ids [B, L] (ending in eos) given sources.
+
+    Used to compare decoders: it scores any output by teacher forcing, independently of search.
+    """
+    target = tf.convert_to_tensor(target, tf.int32)
+    batch = tf.shape(target)[0]
+    target_in = tf.concat([tf.fill([batch, 1], BOS_ID), target[:, :-1]], axis=1)
+    logits = model({"source": source, "target_in": target_in}, training=False)
+    log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
+    picked = tf.gather(log_probs, target, batch_dims=2)
+    return tf.reduce_sum(tf.where(tf.not_equal(target, PAD_ID), picked, 0.0), axis=1)
