@@ -1,0 +1,207 @@
+"""Config loading: typed sections, validation messages (file, line, key), overrides, paths."""
+
+from __future__ import annotations
+
+import dataclasses
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from shared.config import (
+    ConfigError,
+    ExperimentConfig,
+    RuntimeConfig,
+    TrainingConfig,
+    load_config,
+    parse_override,
+    save_config,
+)
+from shared.tasks.toy import ToyDataConfig, ToyModelConfig
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "configs" / "toy" / "tiny.yaml"
+
+
+def write(tmp_path: Path, text: str, name: str = "exp.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def line_of(path: Path, needle: str) -> int:
+    """1-based line of the first line containing `needle` (independent of the loader)."""
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if needle in line:
+            return number
+    raise AssertionError(needle)
+
+
+def test_tiny_config_loads_into_typed_sections():
+    config = load_config(TINY)
+    raw = yaml.safe_load(TINY.read_text())
+    assert isinstance(config.data, ToyDataConfig)
+    assert isinstance(config.model, ToyModelConfig)
+    assert isinstance(config.training, TrainingConfig)
+    assert isinstance(config.runtime, RuntimeConfig)
+    assert config.task == raw["task"] == "toy"
+    assert config.training.epochs == raw["training"]["epochs"]
+    assert config.data.num_train == raw["data"]["num_train"]
+    # keys absent from the file take the dataclass defaults
+    assert config.training.optimizer == raw["training"]["optimizer"]
+    assert config.runtime.mixed_precision == RuntimeConfig().mixed_precision
+
+
+def test_to_dict_from_dict_round_trip(tmp_path):
+    config = load_config(TINY, overrides=["runtime.devices=['/cpu:0']"])
+    again = ExperimentConfig.from_dict(config.to_dict())
+    assert again == config
+    saved = tmp_path / "config.yaml"
+    save_config(config, saved)
+    assert load_config(saved) == config
+    assert again.fingerprint() == config.fingerprint()
+    assert load_config(TINY).fingerprint() != config.fingerprint()
+
+
+def test_misspelled_key_names_file_line_and_suggestion(tmp_path):
+    path = write(tmp_path, """\
+        task: toy
+        training:
+          epochs: 2
+          learning_rte: 0.1
+        """)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert f"{path}:{line_of(path, 'learning_rte')}" in message
+    assert "training.learning_rte" in message
+    assert "did you mean 'training.learning_rate'" in message
+
+
+def test_unknown_key_in_task_section(tmp_path):
+    path = write(tmp_path, "task: toy\ndata:\n  num_trian: 3\n")
+    with pytest.raises(ConfigError, match=r"exp.yaml:3: unknown key 'data.num_trian'.*num_train"):
+        load_config(path)
+
+
+def test_unknown_top_level_key(tmp_path):
+    path = write(tmp_path, "task: toy\ntrainng: {}\n")
+    with pytest.raises(ConfigError, match="did you mean 'training'"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("snippet", "key", "expected"),
+    [
+        ("training:\n  epochs: three\n", "training.epochs", "expected int"),
+        ("training:\n  epochs: true\n", "training.epochs", "expected int"),
+        ("training:\n  deterministic: 1\n", "training.deterministic", "expected bool"),
+        ("runtime:\n  devices: /gpu:0\n", "runtime.devices", "expected list[str]"),
+        ("runtime:\n  devices: [1]\n", "runtime.devices[0]", "expected str"),
+        ("training:\n  optimizer: rmsprop\n", "training.optimizer", "must be one of 'adam'"),
+        ("runtime:\n  strategy: horovod\n", "runtime.strategy", "must be one of"),
+        ("training: 3\n", "training", "expected a mapping"),
+        ("training:\n  epochs: 0\n", "training.epochs", "must be > 0"),
+        ("data:\n  min_length: 9\n  max_length: 4\n", "data", "min_length <= max_length"),
+    ],
+)
+def test_bad_values_name_the_key_and_line(tmp_path, snippet, key, expected):
+    path = write(tmp_path, "task: toy\n" + snippet)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert key in message and expected in message
+    assert f"{path}:{line_of(path, key.split('.')[-1].split('[')[0] + ':')}" in message
+
+
+def test_types_are_coerced_where_lossless(tmp_path):
+    path = write(tmp_path, "task: toy\ntraining:\n  learning_rate: 1\n  clipnorm: null\n")
+    config = load_config(path)
+    assert config.training.learning_rate == 1.0 and isinstance(config.training.learning_rate,
+                                                               float)
+    assert config.training.clipnorm is None
+
+
+def test_missing_task_is_reported(tmp_path):
+    path = write(tmp_path, "seed: 1\n")
+    with pytest.raises(ConfigError, match="missing required key 'task'"):
+        load_config(path)
+
+
+def test_missing_required_dataclass_field():
+    @dataclasses.dataclass
+    class NeedsVocab:
+        vocab_size: int  # no default: required
+
+    class Task:
+        name = "needy"
+        DataConfig = NeedsVocab
+        ModelConfig = ToyModelConfig
+
+    with pytest.raises(ConfigError, match=r"missing required key 'data.vocab_size' \(int\)"):
+        ExperimentConfig.from_dict({"task": "needy"}, task_cls=Task, source="x.yaml")
+
+
+def test_task_mismatch_between_file_and_command_line():
+    class Other:
+        name = "other"
+        DataConfig = ToyDataConfig
+        ModelConfig = ToyModelConfig
+
+    with pytest.raises(ConfigError, match="for 'toy', not 'other'"):
+        ExperimentConfig.from_dict({"task": "toy"}, task_cls=Other)
+
+
+def test_overrides_are_yaml_parsed_and_validated():
+    config = load_config(TINY, overrides=["training.epochs=5", "runtime.devices=[a, b]",
+                                          "training.clipnorm=null", "model.units=3"])
+    assert config.training.epochs == 5
+    assert config.runtime.devices == ["a", "b"]
+    assert config.training.clipnorm is None
+    assert config.model.units == 3
+    with pytest.raises(ConfigError, match=r"--set training.epocs=5: unknown key .*'training.epochs'"):
+        load_config(TINY, overrides=["training.epocs=5"])
+    with pytest.raises(ConfigError, match=r"--set training.epochs=many: training.epochs: expected"):
+        load_config(TINY, overrides=["training.epochs=many"])
+
+
+@pytest.mark.parametrize("text", ["training.epochs", "=3", "a..b=1", ""])
+def test_malformed_override(text):
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_override(text)
+
+
+def test_data_dir_resolution(tmp_path, monkeypatch):
+    sub = tmp_path / "configs"
+    sub.mkdir()
+    path = write(sub, "task: toy\ndata:\n  data_dir: ../datasets/toy\n")
+    assert load_config(path).data.data_dir == str((tmp_path / "datasets" / "toy").resolve())
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    from_cli = load_config(path, data_dir="data")
+    assert from_cli.data.data_dir == str(elsewhere.resolve() / "data")
+    from_set = load_config(path, overrides=["data.data_dir=x"])
+    assert from_set.data.data_dir == str(elsewhere.resolve() / "x")
+    absolute = load_config(path, data_dir=str(tmp_path))
+    assert absolute.data.data_dir == str(tmp_path)
+
+
+def test_unreadable_and_invalid_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "nope.yaml")
+    bad = write(tmp_path, "task: [toy\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    listy = write(tmp_path, "- a\n- b\n", "list.yaml")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_config(listy)
+
+
+def test_cluster_keys_are_checked(tmp_path):
+    path = write(tmp_path, "task: toy\nruntime:\n  workers: [a:1, b:2]\n")
+    with pytest.raises(ConfigError, match="runtime.task_index: required"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="not an index"):
+        load_config(path, overrides=["runtime.task_index=2"])
