@@ -142,7 +142,7 @@ class _Where:
         while probe:
             if probe in self.lines:
                 return f"{self.source}:{self.lines[probe]}"
-            probe = probe.rpartition(".")[0]
+            probe = probe[: probe.rindex("[")] if probe.endswith("]") else probe.rpartition(".")[0]
         return self.source
 
 
@@ -241,10 +241,10 @@ def _build_dataclass(cls: type, values: dict[str, Any], prefix: str, where: _Whe
     for name in values:
         if name not in fields:
             close = difflib.get_close_matches(str(name), list(fields), n=1, cutoff=0.6)
-            hint = f" (did you mean {dotted}{close[0]!r}?)" if close else ""
+            hint = f" (did you mean {dotted + close[0]!r}?)" if close else ""
             valid = ", ".join(fields)
             raise ConfigError(
-                f"{where(dotted + str(name))}: unknown key {dotted}{name!r}{hint}; "
+                f"{where(dotted + str(name))}: unknown key {dotted + str(name)!r}{hint}; "
                 f"valid keys{' of ' + prefix if prefix else ''}: {valid}"
             )
     kwargs = {}
@@ -252,11 +252,10 @@ def _build_dataclass(cls: type, values: dict[str, Any], prefix: str, where: _Whe
         key = dotted + name
         if name in values:
             kwargs[name] = _convert(values[name], hints[name], key, where)
+        elif dataclasses.is_dataclass(hints[name]):  # absent section: its defaults, checked
+            kwargs[name] = _convert({}, hints[name], key, where)
         elif f.default is MISSING and f.default_factory is MISSING:
-            if dataclasses.is_dataclass(hints[name]):
-                kwargs[name] = _convert({}, hints[name], key, where)
-            else:
-                raise ConfigError(f"{where(prefix) if prefix else where.source}: "
+            raise ConfigError(f"{where(prefix) if prefix else where.source}: "
                                   f"missing required key {key!r} ({_type_name(hints[name])})")
     try:
         return cls(**kwargs)
