@@ -7,6 +7,7 @@ The export round trip checks the contract of issue 4: `tf.saved_model.load` alon
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -122,3 +123,39 @@ def test_predict_in_a_fresh_process_prints_label_and_probability(tiny_run, expor
     label, probability, text = lines[0].split("\t")
     assert label in ("negative", "positive") and 0.5 <= float(probability) <= 1.0
     assert text == "good and not bad"
+
+
+@pytest.mark.parametrize("name", ["tiny", "sst2", "rt_polarity", "imdb"])
+def test_configs_load_and_validate(name):
+    config = load_config(REPO / "configs" / "sentiment" / f"{name}.yaml", data_dir="/data")
+    assert config.task == "sentiment"
+    assert config.data.data_dir == "/data"
+
+
+def test_load_splits_for_each_file_format(tmp_path):
+    from suites.sentiment.task import SentimentDataConfig, load_splits
+
+    (tmp_path / "a.pos").write_text("".join(f"good {i}\n" for i in range(20)))
+    (tmp_path / "a.neg").write_text("".join(f"bad {i}\n" for i in range(30)))
+    config = SentimentDataConfig(
+        format="rt_polarity",
+        data_dir=str(tmp_path),
+        positive_file="a.pos",
+        negative_file="a.neg",
+        validation_fraction=0.2,
+        test_fraction=0.0,
+    )
+    splits = load_splits(config, seed=0)
+    assert sorted(splits) == ["train", "validation"]
+    assert splits["validation"].class_counts() == [6, 4]
+
+    (tmp_path / "t.tsv").write_text("text\tlabel\nfine\tok\nawful\tbad\n")
+    (tmp_path / "v.tsv").write_text("text\tlabel\nmeh\tbad\n")
+    config = SentimentDataConfig(
+        format="csv", data_dir=str(tmp_path), train_file="t.tsv", validation_file="v.tsv"
+    )
+    splits = load_splits(config, seed=0)
+    assert splits["train"].label_names == ("bad", "ok") and splits["validation"].labels == [0]
+
+    with pytest.raises(FileNotFoundError, match=r"data\.validation_file: .*missing"):
+        load_splits(dataclasses.replace(config, validation_file="missing"), seed=0)

@@ -87,7 +87,7 @@ def plot_confusion_matrix(
 
     matrix = np.asarray(matrix)
     shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    size = 1.2 + 0.6 * len(label_names)
+    size = 2.4 + 0.6 * len(label_names)
     fig, ax = plt.subplots(figsize=(size + 1, size))
     image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     ticks = range(len(label_names))

@@ -255,10 +255,16 @@ class SentimentTask(Task):
         ]
 
 
-def _path(config: SentimentDataConfig, name: str) -> Path:
-    path = Path(name)
+def _path(config: SentimentDataConfig, key: str) -> Path:
+    """The file named by `data.<key>`, relative to `data.data_dir`; must exist."""
+    path = Path(getattr(config, key))
     if not path.is_absolute() and config.data_dir is not None:
         path = Path(config.data_dir) / path
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"data.{key}: {path} not found (data.data_dir={config.data_dir!r}; "
+            f"set it in the config or with --data-dir)"
+        )
     return path
 
 
@@ -274,8 +280,8 @@ def load_splits(config: SentimentDataConfig, seed: int) -> dict[str, readers.Lab
         }
     if fmt == "rt_polarity":
         pair = readers.read_polarity_pair(
-            _path(config, config.positive_file),
-            _path(config, config.negative_file),
+            _path(config, "positive_file"),
+            _path(config, "negative_file"),
             config.encoding_fallback,
         )
         fractions = {"validation": config.validation_fraction, "test": config.test_fraction}
@@ -292,14 +298,10 @@ def load_splits(config: SentimentDataConfig, seed: int) -> dict[str, readers.Lab
             for key, split in split_names.items()
             if split is not None
         }
-    files = {
-        "train": config.train_file,
-        "validation": config.validation_file,
-        "test": config.test_file,
-    }
+    files = {"train": "train_file", "validation": "validation_file", "test": "test_file"}
     splits: dict[str, readers.LabeledTexts] = {}
     for key, name in files.items():
-        if name is None:
+        if getattr(config, name) is None:
             continue
         if fmt == "sst2":
             splits[key] = readers.read_sst2(
