@@ -82,7 +82,7 @@ def build_cache(
             try:
                 wave = utterance_waveform(utt, cfg, min_samples, silence_threshold)
             except AudioError as err:
-                skipped.append((utt.source, err.reason))
+                skipped.append([utt.source, err.reason])
                 screen.add(utt.source, err.reason)
                 continue
             feats = compute_features(wave, cfg)

@@ -1,0 +1,161 @@
+"""librosa features, their TF-native twin, feature caches, statistics, SpecAugment, espeak-ng."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from suites.speech.features import FeatureConfig, FeatureStats, compute_features
+from suites.speech.layers import FrameStack, SpecAugment
+from suites.speech.readers import Screen, Utterance
+from suites.speech.synth import speak, synthesize_corpus
+from suites.speech.tf_features import TFFeatureExtractor
+
+
+def _waves(rate):
+    rng = np.random.default_rng(0)
+    t = np.arange(int(0.6 * rate)) / rate
+    chirp = 0.4 * np.sin(2 * np.pi * (200 + 900 * t) * t) * np.exp(-t)
+    noise = 0.05 * rng.standard_normal(int(0.23 * rate) + 7)
+    speech, speech_rate = speak("seven", "en-us", 170, 50)
+    import librosa
+
+    return [
+        chirp.astype(np.float32),
+        noise.astype(np.float32),
+        librosa.resample(speech, orig_sr=speech_rate, target_sr=rate),
+        np.full(300, 0.01, np.float32),  # shorter than one FFT window
+    ]
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        FeatureConfig(),  # 80 log-mel at 16 kHz, top_db=80
+        FeatureConfig(kind="mfcc", n_fft=512, win_length=400, top_db=None, n_mfcc=20),
+        FeatureConfig(
+            sample_rate=8000,
+            n_fft=256,
+            hop_length=80,
+            n_mels=40,
+            fmin=20.0,
+            fmax=3800.0,
+            ref=10.0,
+            amin=1e-6,
+        ),
+    ],  # fmt: skip
+    ids=["logmel80", "mfcc", "8k-40mel"],
+)
+def test_tf_features_match_librosa_on_padded_batch(cfg):
+    waves = _waves(cfg.sample_rate)
+    batch = np.zeros((len(waves), max(map(len, waves)) + 123), np.float32)  # extra padding
+    for i, w in enumerate(waves):
+        batch[i, : len(w)] = w
+    feats, lengths = TFFeatureExtractor(cfg)(batch, np.array([len(w) for w in waves], np.int32))
+    for i, w in enumerate(waves):
+        ref = compute_features(w, cfg)
+        assert int(lengths[i]) == ref.shape[0] == cfg.num_frames(len(w))
+        got = feats[i, : lengths[i]].numpy()
+        rel = np.abs(got - ref).max() / np.abs(ref).max()
+        assert rel <= 1e-3, f"utterance {i}: relative error {rel:.2e}"
+        assert not np.any(feats[i, lengths[i] :].numpy())  # padding frames are zero
+
+
+def test_feature_config_validation_and_key():
+    with pytest.raises(ValueError, match="features.kind"):
+        FeatureConfig(kind="fbank")
+    with pytest.raises(ValueError, match="features.win_length"):
+        FeatureConfig(n_fft=256, win_length=400)
+    assert FeatureConfig().key() == FeatureConfig().key() != FeatureConfig(n_mels=40).key()
+    assert FeatureConfig(kind="mfcc", n_mfcc=13).dim == 13 and FeatureConfig().dim == 80
+
+
+def test_feature_stats_match_numpy():
+    rng = np.random.default_rng(1)
+    chunks = [rng.normal(3.0, 2.0, (n, 4)) for n in (5, 17, 1)]
+    stats = FeatureStats.from_frames(chunks)
+    allx = np.concatenate(chunks)
+    np.testing.assert_allclose(stats.mean, allx.mean(0), rtol=1e-9)
+    np.testing.assert_allclose(stats.std, allx.std(0), rtol=1e-7)
+    with pytest.raises(ValueError, match="zero frames"):
+        FeatureStats.from_frames([])
+
+
+def test_feature_cache_is_built_once_and_reports_bad_audio(tmp_path):
+    from suites.speech.audio import load_audio
+    from suites.speech.cache import build_cache, cache_path, iter_features
+
+    cfg = FeatureConfig(n_mels=20)
+    good = tmp_path / "good.wav"
+    sf.write(good, _waves(16000)[0], 16000)
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(4000, np.float32), 16000)
+    utts = [Utterance("g", "a", "s", str(good)), Utterance("z", "b", "s", str(silent))]
+    path = cache_path(tmp_path / "cache", "train", utts, cfg)
+    assert path.parent.name == cfg.key()
+    screen = Screen("skip")
+    meta = build_cache(path, utts, cfg, screen)
+    assert meta["count"] == 1 and meta["ids"] == ["g"]
+    assert [s for s, _ in screen.problems] == [str(silent)]
+    with pytest.raises(ValueError, match="1 bad utterances"):
+        screen.policy = "error"
+        screen.finish("audio")
+    (feats,) = list(iter_features(path, cfg.dim))
+    expected = compute_features(load_audio(good, cfg.sample_rate), cfg)
+    np.testing.assert_allclose(feats, expected, rtol=1e-6)
+    good.unlink()  # a second build must not touch the audio
+    again = Screen("skip")
+    assert build_cache(path, utts, cfg, again) == meta and len(again.problems) == 1
+    assert cache_path(tmp_path / "cache", "train", utts[:1], cfg) != path
+
+
+def test_frame_stack_matches_numpy():
+    x = np.arange(2 * 7 * 3, dtype=np.float32).reshape(2, 7, 3)
+    stacked, lengths = FrameStack(3)((x, np.array([7, 4], np.int32)))
+    padded = np.concatenate([x, np.zeros((2, 2, 3), np.float32)], axis=1)
+    np.testing.assert_array_equal(stacked, padded.reshape(2, 3, 9))
+    np.testing.assert_array_equal(lengths, [3, 2])
+    with pytest.raises(ValueError, match="stride"):
+        FrameStack(0)
+
+
+def test_spec_augment_masks_only_in_training():
+    layer = SpecAugment(freq_masks=2, freq_width=5, time_masks=2, time_width=10, seed=3)
+    x = np.random.default_rng(0).normal(size=(8, 60, 40)).astype(np.float32) + 5.0
+    lengths = np.array([60, 50, 40, 30, 20, 60, 60, 60], np.int32)
+    np.testing.assert_array_equal(layer(x, lengths, training=False), x)
+    y = np.asarray(layer(x, lengths, training=True))
+    masked = y == 0.0
+    assert masked.any() and np.all(y[~masked] == x[~masked])
+    for i in range(len(x)):
+        full_freq = masked[i].all(axis=0)  # bins masked at every frame
+        full_time = masked[i].all(axis=1)  # frames masked in every bin
+        assert full_freq.sum() <= 2 * 5
+        assert full_time.sum() <= 2 * min(10, int(lengths[i] * 0.2))
+        assert not full_time[lengths[i] :].any()  # time masks stay inside the utterance
+        assert np.all(masked[i] == (full_freq[None, :] | full_time[:, None]))
+    with pytest.raises(ValueError, match="freq_width"):
+        SpecAugment(freq_width=-1)
+    assert SpecAugment.from_config(layer.get_config()).get_config() == layer.get_config()
+
+
+def test_espeak_voices_rates_and_corpus(tmp_path):
+    base, rate = speak("four five six", "en-us", 175, 50)
+    assert rate == 22050 and np.abs(base).max() > 0.1
+    fast, _ = speak("four five six", "en-us", 350, 50)
+    other, _ = speak("four five six", "en+f3", 175, 50)
+    assert len(fast) < 0.75 * len(base)
+    assert len(other) != len(base) or not np.allclose(other, base)
+    with pytest.raises(ValueError, match="unknown espeak-ng voice"):
+        speak("x", "no-such-voice")
+    with pytest.raises(ValueError, match="rate"):
+        speak("x", rate=10)
+    manifest = synthesize_corpus(["yes", "no"], tmp_path, 16000, ["en-us", "en+m3"], [150], [50])
+    rows = manifest.read_text().splitlines()
+    assert rows[0] == "path\ttranscript\tspeaker" and len(rows) == 5
+    wav, sr = sf.read(tmp_path / rows[1].split("\t")[0])
+    assert sr == 16000 and 0.1 < len(wav) / sr < 2.0
+    mtime = manifest.stat().st_mtime_ns
+    synthesize_corpus(["yes", "no"], tmp_path, 16000, ["en-us", "en+m3"], [150], [50])
+    assert manifest.stat().st_mtime_ns == mtime  # reused, not re-synthesised
