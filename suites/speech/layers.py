@@ -20,6 +20,23 @@ class SequenceMask(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="lstm_suite")
+class ZeroPadding(keras.layers.Layer):
+    """`(frames [B, T, F], lengths [B])` -> frames with every step at or past its length zeroed.
+
+    Keeps what the front end sees at the end of an utterance independent of batch padding.
+    """
+
+    def call(self, inputs):
+        frames, lengths = inputs
+        steps = ops.arange(ops.shape(frames)[1], dtype="int32")
+        valid = ops.less(steps[None, :], ops.cast(lengths, "int32")[:, None])
+        return ops.where(valid[:, :, None], frames, ops.zeros_like(frames))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+
+@keras.saving.register_keras_serializable(package="lstm_suite")
 class FrameStack(keras.layers.Layer):
     """Stacks `stride` consecutive frames: `[B, T, F]` -> `[B, ceil(T / stride), stride * F]`.
 

@@ -14,7 +14,7 @@ import keras
 from keras import ops
 
 from shared.layers import Bidirectional, PeepholeLSTM
-from suites.speech.layers import FrameStack, SequenceMask, SpecAugment
+from suites.speech.layers import FrameStack, SequenceMask, SpecAugment, ZeroPadding
 
 
 @dataclass
@@ -93,12 +93,17 @@ def build_model(
             cfg.freq_masks, cfg.freq_width, cfg.time_masks, cfg.time_width, seed=seed,
             name="spec_augment",
         )(x, lengths)  # fmt: skip
+    x = ZeroPadding(name="zero_padding")((x, lengths))
     out_lengths = lengths
     if cfg.frontend == "stack" and cfg.stride > 1:
         x, out_lengths = FrameStack(cfg.stride, name="frame_stack")((x, lengths))
     elif cfg.frontend == "conv":
+        # Explicit padding: output j always sees inputs [j*stride - left, ... + kernel), whatever
+        # the padded batch length ("same" padding would shift with it); ceil(T / stride) outputs.
+        left = (cfg.conv_kernel - 1) // 2
+        x = keras.layers.ZeroPadding1D((left, cfg.conv_kernel - 1 - left), name="conv_pad")(x)
         x = keras.layers.Conv1D(
-            cfg.conv_filters, cfg.conv_kernel, strides=cfg.stride, padding="same",
+            cfg.conv_filters, cfg.conv_kernel, strides=cfg.stride, padding="valid",
             activation="relu", name="conv_frontend",
         )(x)  # fmt: skip
         _, out_lengths = FrameStack(cfg.stride, name="conv_lengths")((features, lengths))

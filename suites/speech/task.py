@@ -132,6 +132,7 @@ class SpeechTask(Task):
             "SpecAugment": layers.SpecAugment,
             "FrameStack": layers.FrameStack,
             "SequenceMask": layers.SequenceMask,
+            "ZeroPadding": layers.ZeroPadding,
         }
 
     # -- after training ---------------------------------------------------------------------
