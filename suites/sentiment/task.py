@@ -72,10 +72,13 @@ class SentimentDataConfig:
     tokenizer_type: Literal["unigram", "bpe"] = "unigram"  # SentencePiece model type
     normalization: Literal["none", "ptb"] = "ptb"  # in-graph text normalisation (inputs.py)
     max_length: int = 128  # tokens kept per text (head); longer texts are truncated
+    num_buckets: int = 4  # training batches from this many length buckets; 0: plain batches
 
     def __post_init__(self):
         if self.max_length <= 0:
             raise ValueError(f"max_length must be > 0, got {self.max_length}")
+        if self.num_buckets < 0:
+            raise ValueError(f"num_buckets must be >= 0, got {self.num_buckets}")
         if self.vocab_size < 8:
             raise ValueError(f"vocab_size must be >= 8, got {self.vocab_size}")
 
@@ -151,6 +154,7 @@ class SentimentTask(Task):
             d.max_length,
             d.normalization,
             shuffle_seed=self.config.seed if shuffle else None,
+            num_buckets=d.num_buckets if shuffle else 0,
         )
 
     def datasets(self, global_batch_size: int) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
