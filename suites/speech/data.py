@@ -46,7 +46,8 @@ class DataConfig:
     bad_input: Literal["error", "skip"] = "error"  # bad audio/transcripts: raise or skip+report
     min_seconds: float = 0.05  # shorter clips count as bad input
     silence_threshold: float = 1e-4  # clips with peak |amplitude| <= this count as silent
-    test_speakers: list[str] = field(default_factory=list)  # held out wholly as the test split
+    test_speakers: list[str] = field(default_factory=list)  # held out wholly as the test split;
+    # ["*"] = every speaker (an evaluation-only corpus, e.g. a blind test set via --data-dir)
     validation_speakers: list[str] = field(default_factory=list)  # held out as validation
     validation_fraction: float = 0.1  # random fraction for validation when no speakers listed
     test_fraction: float = 0.0  # random fraction for test when no test speakers listed

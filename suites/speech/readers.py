@@ -221,11 +221,15 @@ def split_utterances(
 
     Listed speakers go wholly to their split (speaker-disjoint); a split without listed speakers
     gets a seeded random `*_fraction` of all utterances, drawn from the unlisted speakers.
-    Unknown speaker names raise ValueError naming the config key.
+    `test_speakers: ["*"]` puts every speaker not held out for validation into test (for an
+    evaluation-only corpus). Unknown speaker names raise ValueError naming the config key; an
+    empty train split is allowed here (a trained run may evaluate on another corpus).
     """
     by_spk: dict[str, list[Utterance]] = defaultdict(list)
     for u in utts:
         by_spk[u.speaker].append(u)
+    if list(test_speakers) == ["*"]:  # evaluation-only corpus: everything is test
+        test_speakers = sorted(set(by_spk) - set(validation_speakers))
     for key, names in (
         ("test_speakers", test_speakers),
         ("validation_speakers", validation_speakers),
@@ -252,6 +256,4 @@ def split_utterances(
             n = min(len(rest), max(1, round(frac * len(utts))))
             out[split], rest = rest[:n], rest[n:]
     out["train"] = sorted(rest, key=lambda u: u.id)
-    if not out["train"]:
-        raise ValueError("the split leaves no training utterances (check data.*_speakers)")
     return out

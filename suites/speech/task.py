@@ -78,6 +78,10 @@ class SpeechTask(Task):
             Screen("skip", skipped + infeasible).write(self.artifacts_dir / "skipped.tsv")
         stats_file = self.artifacts_dir / "feature_stats.json"
         if not stats_file.exists():
+            if "train" not in self.caches:
+                raise ValueError(
+                    "no training utterances: check data.source/data_dir and data.*_speakers"
+                )
             train_path = self.caches["train"][0]
             FeatureStats.from_frames(iter_features(train_path, cfg.features.dim)).save(stats_file)
         summary = {
@@ -99,7 +103,10 @@ class SpeechTask(Task):
         if not self.caches:
             self.prepare()
         if split not in self.caches:
-            raise ValueError(f"split {split!r} is empty or unknown (have {sorted(self.caches)})")
+            raise ValueError(
+                f"split {split!r} is empty (have {sorted(self.caches)}); hold data out with "
+                f"data.{split}_speakers or data.{split}_fraction"
+            )
         return self.caches[split]
 
     def datasets(self, global_batch_size: int):
