@@ -67,7 +67,7 @@ def test_clean_pairs_counts_empty_and_too_long():
     kept, report = data.clean_pairs(pairs, max_length=3, name="train")
     assert kept == [("a b", "c"), ("ok", "fine")]
     assert (report.total, report.empty, report.too_long, report.kept) == (5, 2, 1, 2)
-    assert report.examples == [1, 2, 3]
+    assert report.examples == [1, 2, 3] and report.kept_indices == [0, 4]
     assert "kept 2 of 5" in str(report) and "1 over the length limit" in str(report)
     kept, report = data.clean_pairs(pairs, max_length=None, length=len)
     assert report.too_long == 0 and len(kept) == 3

@@ -196,6 +196,7 @@ class CleanReport:
     empty: int = 0
     too_long: int = 0
     examples: list[int] = field(default_factory=list)  # indices of the first removed pairs
+    kept_indices: list[int] = field(default_factory=list, repr=False)  # indices of kept pairs
 
     @property
     def kept(self) -> int:
@@ -213,28 +214,32 @@ def clean_pairs(
     max_length: int | None,
     length: Callable[[str], int] = lambda s: len(s.split()),
     name: str = "pairs",
+    target_length: Callable[[str], int] | None = None,
 ) -> tuple[list[Pair], CleanReport]:
     """Drops pairs with an empty side or a side longer than `max_length` (measured by `length`).
 
     Args:
         pairs: `(source, target)` strings; surrounding whitespace is stripped.
         max_length: the limit per side, in units of `length` (None: no limit).
-        length: measures a sentence, e.g. words (default) or subword tokens.
+        length: measures a (stripped) source sentence, e.g. words (default) or subwords.
         name: what to call the pairs in the report.
+        target_length: measures a target sentence (default: `length`).
 
     Returns:
         The kept (stripped) pairs and a `CleanReport`.
     """
     report = CleanReport(name=name, total=len(pairs))
+    target_length = target_length or length
     kept = []
     for index, (src, tgt) in enumerate(pairs):
         src, tgt = src.strip(), tgt.strip()
         if not src or not tgt:
             report.empty += 1
-        elif max_length is not None and max(length(src), length(tgt)) > max_length:
+        elif max_length is not None and max(length(src), target_length(tgt)) > max_length:
             report.too_long += 1
         else:
             kept.append((src, tgt))
+            report.kept_indices.append(index)
             continue
         if len(report.examples) < 5:
             report.examples.append(index)

@@ -1,0 +1,6 @@
+"""`python -m suites.translation.train ARGS` = `lstm-suite train translation ARGS` (see `--help`)."""
+
+from shared.cli import run_task_script
+
+if __name__ == "__main__":
+    run_task_script("translation", "train")
