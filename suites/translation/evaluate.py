@@ -1,4 +1,4 @@
-"""`python -m suites.translation.evaluate ARGS` = `lstm-suite evaluate translation ARGS` (see `--help`)."""
+"""`python -m suites.translation.evaluate` = `lstm-suite evaluate translation` (same arguments)."""
 
 from shared.cli import run_task_script
 

@@ -1,4 +1,4 @@
-"""`python -m suites.translation.export ARGS` = `lstm-suite export translation ARGS` (see `--help`)."""
+"""`python -m suites.translation.export` = `lstm-suite export translation` (same arguments)."""
 
 from shared.cli import run_task_script
 

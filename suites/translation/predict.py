@@ -1,4 +1,4 @@
-"""`python -m suites.translation.predict ARGS` = `lstm-suite predict translation ARGS` (see `--help`)."""
+"""`python -m suites.translation.predict` = `lstm-suite predict translation` (same arguments)."""
 
 from shared.cli import run_task_script
 

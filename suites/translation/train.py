@@ -1,4 +1,4 @@
-"""`python -m suites.translation.train ARGS` = `lstm-suite train translation ARGS` (see `--help`)."""
+"""`python -m suites.translation.train` = `lstm-suite train translation` (same arguments)."""
 
 from shared.cli import run_task_script
 
