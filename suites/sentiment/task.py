@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -28,6 +29,7 @@ from shared.data.tokenizer import SentencePieceTokenizer, train_sentencepiece
 from shared.metrics.classification import classification_report, plot_confusion_matrix
 from shared.task import Task, register_task
 from suites.sentiment import data as readers
+from suites.sentiment import pretrain
 from suites.sentiment.inputs import encode, make_dataset, normalize_texts
 from suites.sentiment.model import build_classifier
 from suites.sentiment.pooling import AttentionPooling1D, MaskedGlobalMaxPooling1D
@@ -96,6 +98,8 @@ class SentimentModelConfig:
     recurrent_dropout: float = 0.0  # recurrent dropout inside the LSTMs
     dropout: float = 0.5  # dropout before the output layer
     use_peepholes: bool = True  # peephole connections in the LSTM cells
+    pretrained_encoder: str | None = None  # folder written by suites.sentiment.pretrain: its
+    # tokenizer replaces data.vocab_size and its embedding + first BiLSTM initialise the model
 
 
 @register_task
@@ -123,6 +127,15 @@ class SentimentTask(Task):
         if not labels.exists():
             labels.write_text("".join(f"{n}\n" for n in self.label_names), encoding="utf-8")
         spm_path = self.artifacts_dir / SPM_FILE
+        pretrained = self.config.model.pretrained_encoder
+        if pretrained and not spm_path.exists():
+            info, _ = pretrain.load_pretrained(pretrained)
+            if info["settings"]["normalization"] != self.config.data.normalization:
+                raise ValueError(
+                    f"data.normalization={self.config.data.normalization!r} differs from the "
+                    f"pre-training's {info['settings']['normalization']!r} ({pretrained})"
+                )
+            shutil.copyfile(Path(pretrained) / pretrain.SPM_FILE, spm_path)
         if not spm_path.exists():
             d = self.config.data
             texts = self.splits["train"].texts
@@ -167,7 +180,7 @@ class SentimentTask(Task):
     # -- model ------------------------------------------------------------------------------
     def build_model(self) -> keras.Model:
         m = self.config.model
-        return build_classifier(
+        model = build_classifier(
             vocab_size=self.tokenizer.vocab_size,
             num_classes=len(self.label_names),
             embedding_dim=m.embedding_dim,
@@ -180,6 +193,19 @@ class SentimentTask(Task):
             dropout=m.dropout,
             use_peepholes=m.use_peepholes,
         )
+        if m.pretrained_encoder:
+            info, weights = pretrain.load_pretrained(m.pretrained_encoder)
+            settings = info["settings"]
+            language_model = pretrain.build_language_model(
+                settings["vocab_size"],
+                settings["embedding_dim"],
+                settings["units"],
+                settings["use_peepholes"],
+            )
+            language_model.load_weights(weights)
+            pretrain.transfer_encoder(language_model, model)
+            logger.info("encoder initialised from %s", m.pretrained_encoder)
+        return model
 
     def loss(self) -> Any:
         return keras.losses.SparseCategoricalCrossentropy()

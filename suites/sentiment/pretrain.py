@@ -1,0 +1,291 @@
+"""Language-model pre-training of the classifier's encoder (Dai & Le 2015, bidirectional as ELMo).
+
+The first `Bidirectional(PeepholeLSTM)` layer and the embedding of the classifier are trained as
+two language models on unlabelled text: the forward direction's output at step t predicts token
+t+1, the backward direction's predicts token t-1. The SentencePiece model is trained on the same
+text. The output folder holds what `model.pretrained_encoder` needs:
+
+    sentencepiece.model   tokenizer for pre-training and fine-tuning (replaces data.vocab_size)
+    lm.weights.h5         the language model's weights (embedding, bilstm_0, two output layers)
+    pretrain.json         settings, corpus statistics, per-epoch loss/perplexity
+
+    python -m suites.sentiment.pretrain --out runs/sentiment/lm \\
+        --sst2 ../shared/datasets/sst2/stsa.binary.train \\
+        --text ../shared/datasets/rt-polarity/rt-polarity.pos \\
+        --text ../shared/datasets/rt-polarity/rt-polarity.neg \\
+        --text ../shared/datasets/multi30k/raw/train.en.gz \\
+        --exclude-sst2 ../shared/datasets/sst2/stsa.binary.dev
+
+`--exclude-sst2` drops every unlabelled line containing one of those sentences (letters-only
+comparison), so text of the evaluation split never reaches pre-training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import re
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from shared.data.tokenizer import SentencePieceTokenizer, train_sentencepiece
+from shared.layers import Bidirectional, PeepholeLSTM
+from suites.sentiment.data import read_sst2
+from suites.sentiment.inputs import Normalization, encode, normalize_texts
+
+SPM_FILE = "sentencepiece.model"
+WEIGHTS_FILE = "lm.weights.h5"
+INFO_FILE = "pretrain.json"
+
+
+def build_language_model(
+    vocab_size: int,
+    embedding_dim: int,
+    units: int,
+    use_peepholes: bool = True,
+    dropout: float = 0.2,
+) -> keras.Model:
+    """Bidirectional LM with the classifier's layer names (`embedding`, `bilstm_0`).
+
+    Returns a model mapping ids `[batch, time]` to logits
+    `{"next_token": [batch, time, vocab], "previous_token": [batch, time, vocab]}`.
+    """
+    ids = keras.Input(shape=(None,), dtype="int32", name="ids")
+    x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(ids)
+    x = keras.layers.Dropout(dropout)(x)
+    lstm = PeepholeLSTM(units, return_sequences=True, use_peepholes=use_peepholes, name="lstm_0")
+    h = Bidirectional(lstm, merge_mode="concat", name="bilstm_0")(x)
+    h = keras.layers.Dropout(dropout)(h)
+    forward, backward = h[:, :, :units], h[:, :, units:]
+    return keras.Model(
+        ids,
+        {
+            "next_token": keras.layers.Dense(vocab_size, name="next_token")(forward),
+            "previous_token": keras.layers.Dense(vocab_size, name="previous_token")(backward),
+        },
+        name="bidirectional_lm",
+    )
+
+
+def lm_targets(ids: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Next/previous-token targets of 0-padded ids; 0 (padding) marks steps without a target."""
+    pad = tf.zeros_like(ids[:, :1])
+    valid = ids != 0  # no target at padding steps
+    return {
+        "next_token": tf.where(valid, tf.concat([ids[:, 1:], pad], axis=1), 0),
+        "previous_token": tf.where(valid, tf.concat([pad, ids[:, :-1]], axis=1), 0),
+    }
+
+
+def transfer_encoder(language_model: keras.Model, classifier: keras.Model) -> None:
+    """Copies the `embedding` and `bilstm_0` weights of the LM into the classifier."""
+    for name in ("embedding", "bilstm_0"):
+        source, target = language_model.get_layer(name), classifier.get_layer(name)
+        shapes = [w.shape for w in source.get_weights()]
+        wanted = [w.shape for w in target.get_weights()]
+        if shapes != wanted:
+            raise ValueError(
+                f"pretrained {name} weights {shapes} do not fit the classifier's {wanted}: "
+                f"model.embedding_dim / lstm_units[0] / use_peepholes must match pre-training"
+            )
+        target.set_weights(source.get_weights())
+
+
+def load_pretrained(folder: str | Path) -> tuple[dict, Path]:
+    """The settings in `folder/pretrain.json` and the weights path; errors name what is missing."""
+    folder = Path(folder)
+    for name in (INFO_FILE, SPM_FILE, WEIGHTS_FILE):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(
+                f"model.pretrained_encoder: {folder / name} missing (run suites.sentiment.pretrain)"
+            )
+    return json.loads((folder / INFO_FILE).read_text()), folder / WEIGHTS_FILE
+
+
+def _letters(text: str) -> str:
+    text = text.lower().replace("-lrb-", "").replace("-rrb-", "")
+    return re.sub(r"[^a-z]", "", text)
+
+
+def _read_lines(path: Path) -> list[str]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def collect_texts(
+    text_files: list[Path], sst2_files: list[Path], exclude_sst2: list[Path]
+) -> tuple[list[str], dict[str, int]]:
+    """Unlabelled texts (deduplicated, file order) minus lines containing an excluded sentence."""
+    excluded = [_letters(t) for path in exclude_sst2 for t in read_sst2(path).texts]
+    long_excluded = [e for e in excluded if len(e) >= 15]
+    short_excluded = {e for e in excluded if len(e) < 15}
+    texts: dict[str, None] = {}
+    stats: dict[str, int] = {}
+    dropped = 0
+    sources = [(p, read_sst2(p).texts) for p in sst2_files] + [
+        (p, _read_lines(p)) for p in text_files
+    ]
+    for path, lines in sources:
+        kept = 0
+        for line in lines:
+            key = _letters(line)
+            if key in short_excluded or any(e in key for e in long_excluded):
+                dropped += 1
+                continue
+            if line not in texts:
+                texts[line] = None
+                kept += 1
+        stats[str(path)] = kept
+    stats["dropped_for_containing_excluded_sentences"] = dropped
+    return list(texts), stats
+
+
+def pretrain(
+    texts: list[str],
+    out_dir: Path,
+    vocab_size: int = 8000,
+    normalization: Normalization = "ptb",
+    max_length: int = 80,
+    embedding_dim: int = 300,
+    units: int = 150,
+    use_peepholes: bool = True,
+    dropout: float = 0.2,
+    epochs: int = 3,
+    batch_size: int = 64,
+    learning_rate: float = 1e-3,
+    seed: int = 42,
+) -> dict:
+    """Trains tokenizer + bidirectional LM on `texts`; writes the files listed in the docstring."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(seed)
+    normalized = normalize_texts(texts, normalization)
+    train_sentencepiece(
+        normalized,
+        out_dir / SPM_FILE,
+        vocab_size=vocab_size,
+        normalization_rule_name="nmt_nfkc_cf",
+        hard_vocab_limit=False,
+        seed=seed,
+    )
+    tokenizer = SentencePieceTokenizer.from_file(out_dir / SPM_FILE)
+    order = np.random.default_rng(seed).permutation(len(texts))
+    held_out = max(1, len(texts) // 50)
+    splits = {"validation": order[:held_out], "train": order[held_out:]}
+
+    def dataset(indices, shuffle):
+        ds = tf.data.Dataset.from_tensor_slices(tf.constant([texts[i] for i in indices]))
+        if shuffle:
+            ds = ds.shuffle(len(indices), seed=seed)
+        ds = ds.batch(batch_size).map(
+            lambda t: (lambda ids: (ids, lm_targets(ids)))(
+                encode(tokenizer, t, max_length, normalization)
+            ),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    model = build_language_model(tokenizer.vocab_size, embedding_dim, units, use_peepholes, dropout)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate, clipnorm=5.0),
+        loss={"next_token": loss, "previous_token": loss},
+    )
+    started = time.time()
+    info = {
+        "settings": dict(
+            vocab_size=tokenizer.vocab_size,
+            normalization=normalization,
+            max_length=max_length,
+            embedding_dim=embedding_dim,
+            units=units,
+            use_peepholes=use_peepholes,
+            dropout=dropout,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            seed=seed,
+        ),
+        "texts": len(texts),
+        "history": [],
+    }
+
+    class Save(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs = {k: float(v) for k, v in (logs or {}).items()}
+            logs["minutes"] = (time.time() - started) / 60
+            for key in ("val_next_token_loss", "val_previous_token_loss"):
+                if key in logs:
+                    logs[key.replace("loss", "perplexity")] = float(np.exp(logs[key]))
+            info["history"].append(logs)
+            model.save_weights(out_dir / WEIGHTS_FILE)
+            (out_dir / INFO_FILE).write_text(json.dumps(info, indent=2))
+            print(f"[pretrain] epoch {epoch + 1}: {json.dumps(logs)}", flush=True)
+
+    model.fit(
+        dataset(splits["train"], True),
+        validation_data=dataset(splits["validation"], False),
+        epochs=epochs,
+        callbacks=[Save()],
+        verbose=2,
+    )
+    return info
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument(
+        "--text",
+        type=Path,
+        action="append",
+        default=[],
+        help="plain text file, one text per line (.gz allowed); repeatable",
+    )
+    parser.add_argument(
+        "--sst2",
+        type=Path,
+        action="append",
+        default=[],
+        help="SST-format file whose sentences (labels dropped) are used",
+    )
+    parser.add_argument(
+        "--exclude-sst2",
+        type=Path,
+        action="append",
+        default=[],
+        help="SST-format file whose sentences must not occur in the corpus",
+    )
+    parser.add_argument("--vocab-size", type=int, default=8000)
+    parser.add_argument("--embedding-dim", type=int, default=300)
+    parser.add_argument("--units", type=int, default=150)
+    parser.add_argument("--max-length", type=int, default=80)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    texts, stats = collect_texts(args.text, args.sst2, args.exclude_sst2)
+    print(f"[pretrain] {len(texts)} texts: {json.dumps(stats)}", flush=True)
+    info = pretrain(
+        texts,
+        args.out,
+        vocab_size=args.vocab_size,
+        max_length=args.max_length,
+        embedding_dim=args.embedding_dim,
+        units=args.units,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+    )
+    info["corpus"] = stats
+    (args.out / INFO_FILE).write_text(json.dumps(info, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""LM pre-training of the sentiment encoder: causality of both directions, weight transfer."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from suites.sentiment import pretrain
+from suites.sentiment.data import make_negation_examples
+from suites.sentiment.model import build_classifier
+
+
+def test_each_direction_sees_only_its_own_side():
+    keras.utils.set_random_seed(0)
+    model = pretrain.build_language_model(vocab_size=30, embedding_dim=6, units=5, dropout=0.0)
+    ids = np.array([[4, 9, 12, 7, 5, 0, 0]], np.int32)
+    changed = ids.copy()
+    changed[0, 3] = 20  # perturb step 3
+    a, b = model(ids), model(changed)
+    next_a, next_b = np.asarray(a["next_token"]), np.asarray(b["next_token"])
+    prev_a, prev_b = np.asarray(a["previous_token"]), np.asarray(b["previous_token"])
+    # Forward LM: outputs before step 3 are unchanged, from step 3 on they change.
+    np.testing.assert_allclose(next_a[0, :3], next_b[0, :3], rtol=1e-6)
+    assert not np.allclose(next_a[0, 3], next_b[0, 3])
+    # Backward LM: outputs after step 3 are unchanged, at and before it they change.
+    np.testing.assert_allclose(prev_a[0, 4:5], prev_b[0, 4:5], rtol=1e-6)
+    assert not np.allclose(prev_a[0, 2], prev_b[0, 2])
+
+
+def test_targets_shift_and_keep_padding():
+    ids = tf.constant([[5, 6, 7, 0], [8, 9, 0, 0]])
+    targets = pretrain.lm_targets(ids)
+    assert targets["next_token"].numpy().tolist() == [[6, 7, 0, 0], [9, 0, 0, 0]]
+    assert targets["previous_token"].numpy().tolist() == [[0, 5, 6, 0], [0, 8, 0, 0]]
+
+
+def test_collect_texts_deduplicates_and_excludes(tmp_path):
+    (tmp_path / "dev").write_text("1 a fine -lrb- dev -rrb- sentence here .\n")
+    (tmp_path / "train").write_text("0 a train sentence .\n1 another one .\n")
+    (tmp_path / "u.txt").write_text(
+        "a train sentence .\nit has a fine (dev) sentence here. and more\nnew text\n"
+    )
+    texts, stats = pretrain.collect_texts(
+        [tmp_path / "u.txt"], [tmp_path / "train"], [tmp_path / "dev"]
+    )
+    assert texts == ["a train sentence .", "another one .", "new text"]
+    assert stats["dropped_for_containing_excluded_sentences"] == 1
+
+
+@pytest.mark.slow
+def test_pretrain_writes_files_and_weights_transfer(tmp_path):
+    texts = make_negation_examples(120, 0).texts
+    pretrain.pretrain(
+        texts, tmp_path, vocab_size=40, embedding_dim=8, units=6, epochs=1, batch_size=32
+    )
+    info, weights = pretrain.load_pretrained(tmp_path)
+    assert info["history"][0]["val_next_token_perplexity"] > 1
+    assert json.loads((tmp_path / "pretrain.json").read_text())["texts"] == 120
+    settings = info["settings"]
+    lm = pretrain.build_language_model(settings["vocab_size"], 8, 6)
+    lm.load_weights(weights)
+    classifier = build_classifier(settings["vocab_size"], 2, embedding_dim=8, lstm_units=[6])
+    pretrain.transfer_encoder(lm, classifier)
+    for name in ("embedding", "bilstm_0"):
+        for got, want in zip(
+            classifier.get_layer(name).get_weights(), lm.get_layer(name).get_weights(), strict=True
+        ):
+            np.testing.assert_array_equal(got, want)
+    wrong = build_classifier(settings["vocab_size"], 2, embedding_dim=8, lstm_units=[7])
+    with pytest.raises(ValueError, match="lstm_units"):
+        pretrain.transfer_encoder(lm, wrong)
