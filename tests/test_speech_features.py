@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from suites.speech.features import FeatureConfig, FeatureStats, compute_features
-from suites.speech.layers import FrameStack, SpecAugment
+from suites.speech.layers import FrameStack, SpecAugment, UtteranceMeanNorm
 from suites.speech.readers import Screen, Utterance
 from suites.speech.synth import speak, synthesize_corpus
 from suites.speech.tf_features import TFFeatureExtractor
@@ -118,6 +118,14 @@ def test_frame_stack_matches_numpy():
     np.testing.assert_array_equal(lengths, [3, 2])
     with pytest.raises(ValueError, match="stride"):
         FrameStack(0)
+
+
+def test_utterance_mean_norm_matches_numpy():
+    x = np.random.default_rng(4).normal(2.0, 1.0, (3, 9, 5)).astype(np.float32)
+    lengths = np.array([9, 4, 1], np.int32)
+    y = np.asarray(UtteranceMeanNorm()((x, lengths)))
+    for i, n in enumerate(lengths):
+        np.testing.assert_allclose(y[i], x[i] - x[i, :n].mean(0), atol=1e-5)
 
 
 def test_spec_augment_masks_only_in_training():

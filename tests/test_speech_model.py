@@ -76,7 +76,9 @@ def test_ids_to_strings():
 
 @pytest.mark.parametrize("frontend", ["stack", "conv", "none"])
 def test_model_ctc_loss_matches_forward_algorithm(frontend):
-    cfg = ModelConfig(frontend=frontend, stride=2, lstm_units=8, lstm_layers=1, dropout=0.0)
+    cfg = ModelConfig(
+        frontend=frontend, stride=2, lstm_units=8, lstm_layers=1, dropout=0.0, utterance_norm=True
+    )
     model = build_model(cfg, feature_dim=6, num_classes=5, mean=[0.0] * 6, variance=[1.0] * 6)
     rng = np.random.default_rng(2)
     x = {"features": rng.normal(size=(3, 11, 6)).astype(np.float32),

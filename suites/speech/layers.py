@@ -37,6 +37,26 @@ class ZeroPadding(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="lstm_suite")
+class UtteranceMeanNorm(keras.layers.Layer):
+    """Subtracts each utterance's per-feature mean over its valid frames (cepstral mean norm).
+
+    `(frames [B, T, F], lengths [B])` -> frames; removes fixed channel/speaker offsets.
+    """
+
+    def call(self, inputs):
+        frames, lengths = inputs
+        steps = ops.arange(ops.shape(frames)[1], dtype="int32")
+        valid = ops.less(steps[None, :], ops.cast(lengths, "int32")[:, None])
+        weights = ops.cast(valid, frames.dtype)[:, :, None]
+        count = ops.maximum(ops.sum(weights, axis=1, keepdims=True), 1.0)
+        mean = ops.sum(frames * weights, axis=1, keepdims=True) / count
+        return frames - mean
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+
+@keras.saving.register_keras_serializable(package="lstm_suite")
 class FrameStack(keras.layers.Layer):
     """Stacks `stride` consecutive frames: `[B, T, F]` -> `[B, ceil(T / stride), stride * F]`.
 

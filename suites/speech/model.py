@@ -14,7 +14,13 @@ import keras
 from keras import ops
 
 from shared.layers import Bidirectional, PeepholeLSTM
-from suites.speech.layers import FrameStack, SequenceMask, SpecAugment, ZeroPadding
+from suites.speech.layers import (
+    FrameStack,
+    SequenceMask,
+    SpecAugment,
+    UtteranceMeanNorm,
+    ZeroPadding,
+)
 
 
 @dataclass
@@ -30,6 +36,7 @@ class ModelConfig:
     use_peepholes: bool = True  # peephole connections in the LSTM cells
     dropout: float = 0.1  # dropout between layers
     recurrent_dropout: float = 0.0  # LSTM recurrent dropout (slow on CPU; keep 0)
+    utterance_norm: bool = False  # subtract each utterance's mean feature vector (CMN)
     spec_augment: bool = True  # SpecAugment masks in training
     freq_masks: int = 2  # SpecAugment frequency masks per utterance
     freq_width: int = 10  # maximum frequency-mask width in features
@@ -88,6 +95,8 @@ def build_model(
     x = features
     if mean is not None:
         x = keras.layers.Normalization(mean=mean, variance=variance, name="normalize")(x)
+    if cfg.utterance_norm:
+        x = UtteranceMeanNorm(name="utterance_norm")((x, lengths))
     if cfg.spec_augment:
         x = SpecAugment(
             cfg.freq_masks, cfg.freq_width, cfg.time_masks, cfg.time_width, seed=seed,

@@ -140,6 +140,7 @@ class SpeechTask(Task):
             "FrameStack": layers.FrameStack,
             "SequenceMask": layers.SequenceMask,
             "ZeroPadding": layers.ZeroPadding,
+            "UtteranceMeanNorm": layers.UtteranceMeanNorm,
         }
 
     # -- after training ---------------------------------------------------------------------
