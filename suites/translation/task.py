@@ -63,6 +63,7 @@ class TranslationDataConfig:
     max_length: int = 64  # training/validation pairs with a side longer (subwords) are dropped
     vocab_size: int = 8000  # SentencePiece pieces (incl. pad/unk/bos/eos), per model
     spm_model_type: Literal["unigram", "bpe"] = "unigram"  # SentencePiece algorithm
+    vocab_hard_limit: bool = True  # False: vocab_size is an upper bound (tiny corpora)
     joint_vocab: bool = True  # one model for both languages (else one per side)
     character_coverage: float = 1.0  # SentencePiece character coverage
     num_buckets: int = 8  # length buckets for batching
@@ -202,7 +203,7 @@ class TranslationTask(Task):
             vocab_size=d.vocab_size,
             model_type=d.spm_model_type,
             character_coverage=d.character_coverage,
-            hard_vocab_limit=d.format != "generated",  # the toy corpus has few pieces
+            hard_vocab_limit=d.vocab_hard_limit,
             seed=self.config.seed,
         )
         started = time.time()

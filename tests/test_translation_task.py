@@ -1,0 +1,190 @@
+"""The translation task end to end through the CLI on the tiny generated config, plus data paths.
+
+One training run (module fixture, ~30 s on an idle core) is shared by the end-to-end checks: the
+toy language is learnt to near-perfect exact match, beam 1 equals greedy, beam 3 scores at least as
+high as greedy, and the export answers raw strings exactly like the Keras decoders.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import yaml
+
+from shared import cli
+from shared.config import load_config
+from shared.training.loop import load_checkpoint
+from suites.translation.decoding import beam_search, greedy_decode, sequence_log_prob
+from suites.translation.serving import encode_source, translate
+from suites.translation.task import TranslationTask, generate_pairs, toy_lexicon
+
+TINY = Path(__file__).resolve().parents[1] / "configs" / "translation" / "tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("translation") / "run"
+    assert cli.main(["train", "translation", "--config", str(TINY), "--run-dir", str(run_dir)]) == 0
+    config = load_config(run_dir / "config.yaml", task="translation")
+    task = TranslationTask(config, run_dir)
+    model = load_checkpoint(task, run_dir, "best")
+    return run_dir, task, model
+
+
+def test_generated_language_is_deterministic():
+    lexicon = toy_lexicon(12)
+    pairs = generate_pairs(50, 12, 3, 7, seed=1)
+    assert pairs == generate_pairs(50, 12, 3, 7, seed=1) != generate_pairs(50, 12, 3, 7, seed=2)
+    for source, target in pairs:
+        words = source.split()
+        assert 3 <= len(words) <= 7
+        assert target.split() == [lexicon[w] for w in reversed(words)]
+
+
+@pytest.mark.slow
+def test_tiny_config_learns_the_toy_language(trained, capsys):
+    run_dir, _, _ = trained
+    assert cli.main(["evaluate", "translation", "--run-dir", str(run_dir), "--split", "test"]) == 0
+    metrics = json.loads((run_dir / "metrics.json").read_text())["test"]
+    assert metrics["exact_match_beam"] >= 0.95 and metrics["exact_match_greedy"] >= 0.95
+    assert metrics["bleu_beam"] > 90 and metrics["chrf_beam"] > 90
+    hypotheses = (run_dir / "eval" / "test.beam.txt").read_text().splitlines()
+    references = (run_dir / "eval" / "test.references.txt").read_text().splitlines()
+    assert len(hypotheses) == len(references) == metrics["sentences"]
+    exact = np.mean([h == r for h, r in zip(hypotheses, references, strict=True)])
+    assert exact == pytest.approx(metrics["exact_match_beam"])
+
+
+@pytest.mark.slow
+def test_beam_search_against_greedy_on_trained_model(trained):
+    _, task, model = trained
+    source_tok, _ = task.tokenizers()
+    texts = [s for s, _ in task.raw_pairs("test")[:48]]
+    source = encode_source(source_tok, tf.constant(texts))
+    ids, scores = greedy_decode(model, source, 1.5, 4)
+    beam1_ids, beam1_scores = beam_search(model, source, 1, 0.0, 1.5, 4)
+    np.testing.assert_array_equal(beam1_ids, ids)
+    np.testing.assert_allclose(beam1_scores, scores, rtol=1e-5, atol=1e-6)
+    beam_ids, beam_scores = beam_search(model, source, 3, 0.0, 1.5, 4)
+    assert np.all(beam_scores.numpy() >= scores.numpy() - 1e-4)
+    np.testing.assert_allclose(
+        beam_scores, sequence_log_prob(model, source, beam_ids), rtol=1e-4, atol=1e-4
+    )
+
+
+@pytest.mark.slow
+def test_attention_follows_the_reversal(trained):
+    _, task, model = trained
+    source_tok, target_tok = task.tokenizers()
+    pairs = task.raw_pairs("test")[:32]
+    source = encode_source(source_tok, tf.constant([s for s, _ in pairs]))
+    ids, _, weights = greedy_decode(model, source, 1.5, 4, return_attention=True)
+    hits = total = 0
+    for row, (src, _) in enumerate(pairs):
+        n = len(src.split())
+        if len(source_tok.tokenize(tf.constant(src)).numpy()) != n:
+            continue  # only sentences whose words are single pieces
+        for i in range(n):  # target word i translates source word n - 1 - i
+            hits += int(np.argmax(weights[row, i]) == n - 1 - i)
+            total += 1
+    assert total > 50 and hits / total >= 0.7
+
+
+@pytest.mark.slow
+def test_export_round_trip_equals_keras_decoding(trained, tmp_path, capsys):
+    run_dir, task, model = trained
+    out = tmp_path / "export"
+    assert cli.main(["export", "translation", "--run-dir", str(run_dir), "--out", str(out)]) == 0
+    assert (out / "assets" / "spm.joint.model").is_file()
+    texts = [s for s, _ in task.raw_pairs("test")[:20]] + ["  kalo kami  ", ""]
+    decoders = task.decoders(model)
+    loaded = tf.saved_model.load(str(out))  # tensorflow_text is imported by the tokenizer module
+    for signature, decoder in (("serving_default", "beam"), ("greedy", "greedy")):
+        exported = loaded.signatures[signature](text=tf.constant(texts))["translation"]
+        expected = task.translate_texts(model, texts, decoders[decoder])
+        assert [t.decode() for t in exported.numpy()] == expected
+    capsys.readouterr()
+    argv = ["predict", "translation", "--export-dir", str(out), "--input", texts[0]]
+    assert cli.main(argv) == 0
+    assert capsys.readouterr().out.splitlines() == translate(out, texts[:1])
+    assert translate(out, texts[:1])[0] == expected[0]
+
+
+def _task(tmp_path, **data) -> TranslationTask:
+    raw = {"task": "translation", "data": data, "model": {"embedding_dim": 8}}
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return TranslationTask(load_config(path), tmp_path / "run")
+
+
+def test_tatoeba_task_prepare_cleans_and_reports(tmp_path):
+    lines = [f"Sentence number {i} here.\tSatz Nummer {i} hier." for i in range(60)]
+    lines += ["\tleer", "Only English.\t", "long " * 40 + "\tlang"]
+    with zipfile.ZipFile(tmp_path / "deu-eng.zip", "w") as archive:
+        archive.writestr("deu.txt", "\n".join(lines) + "\n")
+    task = _task(
+        tmp_path,
+        format="tatoeba",
+        data_dir=str(tmp_path),
+        split_fractions=[1.0, 0.0, 0.0],
+        vocab_size=60,
+        vocab_hard_limit=False,
+        max_length=20,
+    )
+    task.artifacts_dir.mkdir(parents=True)
+    task.prepare()
+    source, target = task.tokenizers()
+    assert source is target and 30 < source.vocab_size <= 60
+    src_ids, tgt_ids = task.encoded_split("train")
+    assert len(src_ids) == len(tgt_ids) == 60
+    report = json.loads((task.artifacts_dir / "data_report.json").read_text())["train"]
+    assert report == {"total": 63, "empty": 2, "too_long": 1, "kept": 60}
+    expected = [s for s, t in task.raw_pairs("train") if s and t and not t.startswith("long")]
+    decoded = source.detokenize(tf.ragged.constant(src_ids)).numpy()
+    assert [d.decode() for d in decoded] == expected  # German side, in the shuffled order
+
+
+def test_parallel_files_task_and_missing_data_dir(tmp_path):
+    for split, n in (("train", 30), ("dev", 5)):
+        (tmp_path / f"{split}.src").write_text("".join(f"a{i} b{i}\n" for i in range(n)))
+        (tmp_path / f"{split}.tgt").write_text("".join(f"x{i} y{i}\n" for i in range(n)))
+    task = _task(
+        tmp_path,
+        format="parallel",
+        data_dir=str(tmp_path),
+        source="src",
+        target="tgt",
+        validation_split="dev",
+        file_pattern="{split}.{lang}",
+        vocab_size=40,
+        vocab_hard_limit=False,
+        joint_vocab=False,
+    )
+    assert task.raw_pairs("validation")[2] == ("a2 b2", "x2 y2")
+    task.prepare()
+    source, target = task.tokenizers()
+    assert source is not target
+    assert (task.artifacts_dir / "spm.src.model").is_file()
+    with pytest.raises(ValueError, match="data.data_dir is required"):
+        _task(tmp_path / "other", format="multi30k").raw_pairs("train")
+
+
+def test_tfds_task_path_with_mock_data(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    task = _task(
+        tmp_path,
+        format="tfds",
+        tfds_name="ted_hrlr_translate/pt_to_en",
+        source="pt",
+        target="en",
+        validation_split="validation",
+    )
+    with tfds.testing.mock_data(num_examples=5, policy=tfds.testing.MockPolicy.USE_CODE):
+        pairs = task.raw_pairs("validation")
+    assert len(pairs) == 5 and all(isinstance(s, str) for pair in pairs for s in pair)
