@@ -3,10 +3,12 @@
 Why this exists: `keras.layers.RNN` runs the cell step by step and lets autodiff record every
 small op of every step. Here the input projection `x·W + b` is done once for the whole sequence
 before the loop (one large GEMM), the recurrence keeps only what it must (`h·U`, the gates and the
-cell update), and the backward pass is written by hand: one reverse loop produces the gate
-gradients `dZ`, and the weight gradients (`dU`, peepholes; `dW`, bias through autodiff of the
-hoisted projection) are then computed as a few large operations over all time steps at once.
-Memory is linear in the sequence length: the forward pass stores the gates and cell states only.
+cell update) and stores only `c_t` and `h_t`. The backward pass is written by hand: it first
+recomputes every gate for all steps at once (one large GEMM `h_{t-1}·U` plus elementwise ops),
+folds everything that does not depend on the carried gradients into a few arrays, runs one
+reverse loop of ~12 small ops per step to get the gate gradients `dZ`, and then computes the
+weight gradients (`dU`, peepholes; `dW` and bias through autodiff of the hoisted projection) as a
+few large operations over all steps. Memory is linear in the sequence length.
 
 Everything carries a leading "direction" axis `D`: `D = 1` is a plain LSTM, `D = 2` runs the
 forward and backward directions of a bidirectional layer in the same loop, so both recurrent
@@ -31,24 +33,170 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+_PARALLEL_ITERATIONS = 32  # lets the TensorArray writes of step t overlap step t+1
 
-def _time_major_reverse_loop(n, body, loop_vars):
-    return tf.while_loop(
-        lambda t, *_: t >= 0,
-        body,
-        (n - 1, *loop_vars),
-        maximum_iterations=n,
-        parallel_iterations=1,
+
+def _step_matmul(h, kernels):
+    """([D,] B, u) x per-direction kernels -> ([D,] B, k).
+
+    One plain 2-D MatMul per direction: on CPU a BatchMatMul of the same shapes is measured
+    2.4x slower than two MatMuls (benchmarks/RESULTS.md), so the directions share the loop and
+    every elementwise op, but not the matmul op.
+    """
+    if len(kernels) == 1 and h.shape.rank == 2:
+        return tf.matmul(h, kernels[0])
+    return tf.stack([tf.matmul(hd, kd) for hd, kd in zip(tf.unstack(h), kernels)])
+
+
+def _seq_matmul(a, kernels):
+    """(T, [D,] B, u) x per-direction kernels -> (T, [D,] B, k) as one large GEMM each."""
+
+    def flat_matmul(x, w):
+        flat = tf.matmul(tf.reshape(x, [-1, tf.shape(x)[-1]]), w)
+        return tf.reshape(flat, tf.concat([tf.shape(x)[:-1], tf.shape(w)[-1:]], 0))
+
+    if a.shape.rank == 3:
+        return flat_matmul(a, kernels[0])
+    return tf.stack([flat_matmul(ad, kd) for ad, kd in zip(tf.unstack(a, axis=1), kernels)], 1)
+
+
+def _forward(zx, h0, c0, kernel, p, mt, rm):
+    """The recurrence, time-major; returns (c_seq, h_seq, h_T, c_T). None = feature unused."""
+    steps = tf.shape(zx)[0]
+    kernels = [kernel] if kernel.shape.rank == 2 else tf.unstack(kernel)
+    if p is not None:
+        p_i, p_f, p_o = (p[..., k : k + 1, :] for k in range(3))  # ([D,] 1, u) each
+
+    def step(t, h, c, c_ta, h_ta):
+        hr = h if rm is None else h * rm
+        z_i, z_f, z_c, z_o = tf.split(zx[t] + _step_matmul(hr, kernels), 4, axis=-1)
+        if p is not None:
+            z_i = z_i + c * p_i
+            z_f = z_f + c * p_f
+        c_new = tf.sigmoid(z_f) * c + tf.sigmoid(z_i) * tf.tanh(z_c)
+        if p is not None:
+            z_o = z_o + c_new * p_o
+        h_new = tf.sigmoid(z_o) * tf.tanh(c_new)
+        if mt is not None:
+            valid = mt[t]
+            h_new = h + valid * (h_new - h)
+            c_new = c + valid * (c_new - c)
+        return t + 1, h_new, c_new, c_ta.write(t, c_new), h_ta.write(t, h_new)
+
+    _, h_last, c_last, c_ta, h_ta = tf.while_loop(
+        lambda t, *_: t < steps,
+        step,
+        (tf.constant(0), h0, c0, tf.TensorArray(zx.dtype, steps), tf.TensorArray(zx.dtype, steps)),
+        parallel_iterations=_PARALLEL_ITERATIONS,
     )
+    return c_ta.stack(), h_ta.stack(), h_last, c_last
 
 
-def fused_peephole_lstm(x_proj, h0, c0, kernel, peep=None, mask=None, rec_mask=None):
-    """Runs the LSTM recurrence over `x_proj`; see the module docstring for shapes."""
+def _backward(zx, h0, c0, kernel, p, mt, rm, c_seq, h_seq, dh_seq, dh_last, dc_last):
+    """Gradients of the recurrence; returns (dz, dh0, dc0, d_kernel, d_peep or None)."""
+    steps = tf.shape(zx)[0]
+    squeeze = zx.shape.rank == 3
+    c_prev = tf.concat([c0[None], c_seq[:-1]], axis=0)
+    h_prev = tf.concat([h0[None], h_seq[:-1]], axis=0)
+    hp = h_prev if rm is None else h_prev * rm
+    kernels = [kernel] if squeeze else tf.unstack(kernel)
+
+    # Recompute the gates of every step at once.
+    z_i, z_f, z_c, z_o = tf.split(zx + _seq_matmul(hp, kernels), 4, axis=-1)
+    if p is not None:
+        p_i, p_f, p_o = (p[..., k : k + 1, :] for k in range(3))
+        z_i = z_i + c_prev * p_i
+        z_f = z_f + c_prev * p_f
+        z_o = z_o + c_seq * p_o
+    i, f, o, g = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.sigmoid(z_o), tf.tanh(z_c)
+    tanh_c = tf.tanh(c_seq)
+    # Everything that does not depend on the carried gradients, for all steps at once:
+    #   dz_o = dh * a_o;  dc = dc_carry + dh * a_dc;  dz_[i,f,c] = dc * b_[i,f,g];
+    #   dc_{t-1} = dc * b_c.
+    a_o = tanh_c * o * (1.0 - o)
+    a_dc = o * (1.0 - tanh_c * tanh_c)
+    b_i = g * i * (1.0 - i)
+    b_f = c_prev * f * (1.0 - f)
+    b_c = f
+    if p is not None:
+        a_dc = a_dc + a_o * p_o
+        b_c = b_c + b_i * p_i + b_f * p_f
+    b_all = tf.concat([b_i, b_f, i * (1.0 - g * g), a_o], axis=-1)
+    kernels_t = [tf.transpose(k) for k in kernels]  # (4u, u) each
+
+    def back(t, dh_carry, dc_carry, dz_ta):
+        dh = dh_seq[t] + dh_carry
+        if mt is not None:
+            valid = mt[t]
+            dh_v, dc_v = dh * valid, dc_carry * valid
+        else:
+            dh_v, dc_v = dh, dc_carry
+        dc = dc_v + dh_v * a_dc[t]
+        dz = tf.concat([dc, dc, dc, dh_v], axis=-1) * b_all[t]
+        dh_prev = _step_matmul(dz, kernels_t)
+        if rm is not None:
+            dh_prev = dh_prev * rm
+        dc_prev = dc * b_c[t]
+        if mt is not None:
+            dh_prev = dh_prev + (dh - dh_v)
+            dc_prev = dc_prev + (dc_carry - dc_v)
+        return t - 1, dh_prev, dc_prev, dz_ta.write(t, dz)
+
+    _, dh0, dc0, dz_ta = tf.while_loop(
+        lambda t, *_: t >= 0,
+        back,
+        (steps - 1, dh_last, dc_last, tf.TensorArray(zx.dtype, steps)),
+        parallel_iterations=_PARALLEL_ITERATIONS,
+    )
+    dz = dz_ta.stack()  # (T, [D,] B, 4u)
+
+    # Weight gradients: a few large ops over all steps (one GEMM per direction).
+    units = tf.shape(h0)[-1]
+
+    def d_kernel_of(hp_d, dz_d):
+        return tf.matmul(
+            tf.reshape(hp_d, [-1, units]), tf.reshape(dz_d, [-1, 4 * units]), transpose_a=True
+        )
+
+    if squeeze:
+        d_kernel = d_kernel_of(hp, dz)
+    else:
+        d_kernel = tf.stack(
+            [d_kernel_of(a, b) for a, b in zip(tf.unstack(hp, axis=1), tf.unstack(dz, axis=1))]
+        )
+    d_peep = None
+    if p is not None:
+        batch_axes = [0, 1] if squeeze else [0, 2]
+        dz_i, dz_f, _, dz_o = tf.split(dz, 4, axis=-1)
+        dp_i = tf.reduce_sum(dz_i * c_prev, axis=batch_axes)
+        dp_f = tf.reduce_sum(dz_f * c_prev, axis=batch_axes)
+        dp_o = tf.reduce_sum(dz_o * c_seq, axis=batch_axes)
+        d_peep = tf.stack([dp_i, dp_f, dp_o], axis=-2)
+    return dz, dh0, dc0, d_kernel, d_peep
+
+
+# XLA-compiled twins: each loop becomes one compiled computation, removing the per-op dispatch
+# cost of the graph executor. Safe from the quadratic cost of XLA over RNN autodiff because
+# the backward pass here is a plain loop, not a differentiated one. Compiled once per shape.
+_forward_xla = tf.function(_forward, jit_compile=True, reduce_retracing=False)
+_backward_xla = tf.function(_backward, jit_compile=True, reduce_retracing=False)
+
+
+def fused_peephole_lstm(
+    x_proj, h0, c0, kernel, peep=None, mask=None, rec_mask=None, jit_compile=False
+):
+    """Runs the LSTM recurrence over `x_proj`; see the module docstring for shapes.
+
+    Args:
+        jit_compile: compile the forward and backward loops with XLA (one compile per input
+            shape; pays off for repeated shapes, e.g. bucketed batches).
+    """
     use_peep = peep is not None
     use_mask = mask is not None
     use_rdrop = rec_mask is not None
-
     extras = [t for t in (peep, mask, rec_mask) if t is not None]
+    forward = _forward_xla if jit_compile else _forward
+    backward = _backward_xla if jit_compile else _backward
 
     # With one direction the direction axis is dropped inside, so that every step runs a plain
     # 2-D matmul instead of a batched one.
@@ -56,7 +204,6 @@ def fused_peephole_lstm(x_proj, h0, c0, kernel, peep=None, mask=None, rec_mask=N
     if squeeze:
         x_proj, h0, c0, kernel = x_proj[0], h0[0], c0[0], kernel[0]
         extras = [e[0] for e in extras]
-    batch_axes = [0, 1] if squeeze else [0, 2]
     perm = [0, 1, 2] if squeeze else [1, 0, 2, 3]  # to and from time-major
 
     @tf.custom_gradient
@@ -65,110 +212,19 @@ def fused_peephole_lstm(x_proj, h0, c0, kernel, peep=None, mask=None, rec_mask=N
         p = next(it) if use_peep else None
         m = next(it) if use_mask else None
         rm = next(it) if use_rdrop else None
-        units = tf.shape(h0)[-1]
-        steps = tf.shape(x_proj)[-3]
-        dtype = x_proj.dtype
         zx = tf.transpose(x_proj, perm)  # (T, [D,] B, 4u)
         mt = tf.transpose(m, perm) if use_mask else None
-        if use_peep:
-            p_i, p_f, p_o = p[..., 0:1, :], p[..., 1:2, :], p[..., 2:3, :]  # ([D,] 1, u)
-            p_if = tf.concat([p_i, p_f], axis=-1)
-
-        # One record per step: [i, f, g, o, c_t, h_t] (6u wide), written once.
-        rec_ta = tf.TensorArray(dtype, size=steps)
-
-        def step(t, h, c, rec_ta):
-            hr = h * rm if use_rdrop else h
-            z = zx[t] + tf.matmul(hr, kernel)
-            z_if, z_c, z_o = tf.split(z, [2 * units, units, units], axis=-1)
-            if use_peep:
-                z_if = z_if + tf.concat([c, c], axis=-1) * p_if
-            i_f = tf.sigmoid(z_if)
-            i, f = tf.split(i_f, 2, axis=-1)
-            g = tf.tanh(z_c)
-            c_new = f * c + i * g
-            if use_peep:
-                z_o = z_o + c_new * p_o
-            o = tf.sigmoid(z_o)
-            h_new = o * tf.tanh(c_new)
-            if use_mask:
-                valid = mt[t]
-                h_new = h + valid * (h_new - h)
-                c_new = c + valid * (c_new - c)
-            rec_ta = rec_ta.write(t, tf.concat([i_f, g, o, c_new, h_new], axis=-1))
-            return t + 1, h_new, c_new, rec_ta
-
-        _, h_last, c_last, rec_ta = tf.while_loop(
-            lambda t, *_: t < steps,
-            step,
-            (tf.constant(0), h0, c0, rec_ta),
-            parallel_iterations=1,
-        )
-        rec = rec_ta.stack()  # (T, [D,] B, 6u)
-        i, f, g, o, c_seq, h_seq = tf.split(rec, 6, axis=-1)
+        c_seq, h_seq, h_last, c_last = forward(zx, h0, c0, kernel, p, mt, rm)
 
         def grad(dh_seq, dh_last, dc_last, variables=None):
             # Outputs nobody used arrive as None.
             dh_seq = tf.zeros_like(h_seq) if dh_seq is None else tf.transpose(dh_seq, perm)
             dh_last = tf.zeros_like(h0) if dh_last is None else dh_last
             dc_last = tf.zeros_like(c0) if dc_last is None else dc_last
-            c_prev = tf.concat([c0[None], c_seq[:-1]], axis=0)
-            h_prev = tf.concat([h0[None], h_seq[:-1]], axis=0)
-            tanh_c = tf.tanh(c_seq)
-            # Everything that does not depend on the carried gradients, for all steps at once.
-            a_h2c = o * (1.0 - tanh_c * tanh_c)  # d c_t / d h_t through tanh
-            a_h2o = tanh_c * o * (1.0 - o)  # d z_o / d h_t
-            b_i = g * i * (1.0 - i)
-            b_f = c_prev * f * (1.0 - f)
-            b_g = i * (1.0 - g * g)
-            b_c = f
-            if use_peep:
-                b_c = b_c + b_i * p_i + b_f * p_f
-            b_ifg = tf.concat([b_i, b_f, b_g], axis=-1)
-            kernel_t = tf.linalg.matrix_transpose(kernel)  # ([D,] 4u, u)
-
-            dz_ta = tf.TensorArray(dtype, size=steps)
-
-            def back(t, dh_carry, dc_carry, dz_ta):
-                dh = dh_seq[t] + dh_carry
-                dc_in = dc_carry
-                if use_mask:
-                    valid = mt[t]
-                    dh_new = dh * valid
-                    dc_in = dc_carry * valid
-                else:
-                    dh_new = dh
-                dz_o = dh_new * a_h2o[t]
-                dc = dc_in + dh_new * a_h2c[t]
-                if use_peep:
-                    dc = dc + dz_o * p_o
-                dz = tf.concat([tf.concat([dc, dc, dc], axis=-1) * b_ifg[t], dz_o], axis=-1)
-                dz_ta = dz_ta.write(t, dz)
-                dh_prev = tf.matmul(dz, kernel_t)
-                if use_rdrop:
-                    dh_prev = dh_prev * rm
-                dc_prev = dc * b_c[t]
-                if use_mask:
-                    dh_prev = dh_prev + dh * (1.0 - valid)
-                    dc_prev = dc_prev + dc_carry * (1.0 - valid)
-                return t - 1, dh_prev, dc_prev, dz_ta
-
-            _, dh0, dc0, dz_ta = _time_major_reverse_loop(steps, back, (dh_last, dc_last, dz_ta))
-            dz = dz_ta.stack()  # (T, [D,] B, 4u)
-
-            # Weight gradients: a few large ops over all steps.
-            hp = h_prev * rm[None] if use_rdrop else h_prev
-            lead = tf.shape(h0)[:-2]  # () or (D,)
-            hp_flat = tf.reshape(tf.transpose(hp, perm), tf.concat([lead, [-1, units]], 0))
-            dz_flat = tf.reshape(tf.transpose(dz, perm), tf.concat([lead, [-1, 4 * units]], 0))
-            d_kernel = tf.matmul(hp_flat, dz_flat, transpose_a=True)
-            d_extra = []
-            if use_peep:
-                dz_i, dz_f, _, dz_o = tf.split(dz, 4, axis=-1)
-                dp_i = tf.reduce_sum(dz_i * c_prev, axis=batch_axes)
-                dp_f = tf.reduce_sum(dz_f * c_prev, axis=batch_axes)
-                dp_o = tf.reduce_sum(dz_o * c_seq, axis=batch_axes)
-                d_extra.append(tf.stack([dp_i, dp_f, dp_o], axis=-2))
+            dz, dh0, dc0, d_kernel, d_peep = backward(
+                zx, h0, c0, kernel, p, mt, rm, c_seq, h_seq, dh_seq, dh_last, dc_last
+            )
+            d_extra = [d_peep] if use_peep else []
             if use_mask:
                 d_extra.append(tf.zeros_like(m))
             if use_rdrop:

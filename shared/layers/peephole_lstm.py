@@ -291,6 +291,10 @@ class PeepholeLSTM(keras.layers.RNN):
             (default False; `Bidirectional` sets it when returning sequences, as keras does).
         fused: "auto" (default) or True: use the fast path when the configuration allows it;
             False: always the generic cell loop. True raises if the fast path cannot be used.
+        jit_compile: Compile the fused forward and backward loops with XLA (default False).
+            Faster per step; compiles once per input shape, so use it with bucketed or fixed
+            shapes. Unlike XLA over keras' RNN autodiff it stays linear in the sequence length,
+            because the backward pass is a plain loop.
         use_cudnn: "auto" (default), True or False: allow keras' cuDNN kernel when
             `use_peepholes=False` on a GPU (see the module docstring for the dispatch rule).
 
@@ -315,6 +319,7 @@ class PeepholeLSTM(keras.layers.RNN):
         unroll: bool = False,
         zero_output_for_mask: bool = False,
         fused: bool | str = "auto",
+        jit_compile: bool = False,
         use_cudnn: bool | str = "auto",
         **kwargs: Any,
     ):
@@ -343,6 +348,7 @@ class PeepholeLSTM(keras.layers.RNN):
                 f"Argument `use_cudnn` must be 'auto', True or False, got {use_cudnn!r}."
             )
         self.fused = fused
+        self.jit_compile = bool(jit_compile)
         self.use_cudnn = use_cudnn
         self.input_spec = keras.layers.InputSpec(ndim=3)
         if fused is True and not self.can_fuse():
@@ -380,7 +386,9 @@ class PeepholeLSTM(keras.layers.RNN):
         for key in ("name", "trainable", "dtype"):
             cell_config.pop(key, None)
         config.update(cell_config)
-        config.update({"fused": self.fused, "use_cudnn": self.use_cudnn})
+        config.update(
+            {"fused": self.fused, "jit_compile": self.jit_compile, "use_cudnn": self.use_cudnn}
+        )
         return config
 
     @classmethod

@@ -91,7 +91,14 @@ def run_fused(layers, sequences, initial_states, mask, training):
     mask_stack = None if mask_tm is None else tf.stack(masks)
 
     h_seq, h_last, c_last = fused_peephole_lstm(
-        tf.stack(projs), h0, c0, kernel, peep, mask_stack, rec_mask
+        tf.stack(projs),
+        h0,
+        c0,
+        kernel,
+        peep,
+        mask_stack,
+        rec_mask,
+        jit_compile=any(layer.jit_compile for layer in layers),
     )
     results = []
     for d, layer in enumerate(layers):
