@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from suites.speech.decoding import ctc_decode, ids_to_strings, sparse_to_lists
+from suites.speech.decoding import ctc_decode, ids_to_strings, lexicon_decode, sparse_to_lists
 from suites.speech.model import ModelConfig, build_model
 
 
@@ -67,6 +67,17 @@ def test_beam_search_finds_the_most_probable_labelling():
     logits = np.log(probs).astype(np.float32)
     assert sparse_to_lists(ctc_decode(logits, [2], 0), 1) == [[]]
     assert sparse_to_lists(ctc_decode(logits, [2], 4), 1) == [[0]]
+
+
+def test_lexicon_decode_picks_the_most_likely_entry():
+    rng = np.random.default_rng(5)
+    logits = rng.normal(size=(4, 12, 5)).astype(np.float32) * 3
+    lengths = np.array([12, 9, 6, 3], np.int32)
+    lexicon = [[0], [1, 2], [2, 2, 3], [3, 0, 1]]
+    got = lexicon_decode(logits, lengths, lexicon)
+    for i in range(4):
+        nll = [_numpy_ctc_nll(logits[i, : lengths[i]].astype(np.float64), e, 4) for e in lexicon]
+        assert got[i] == int(np.argmin(nll))
 
 
 def test_ids_to_strings():

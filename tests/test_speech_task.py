@@ -25,7 +25,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("speech_tiny")
-    cfg = load_config(REPO / "configs/speech/tiny.yaml", overrides=["training.progress=none"])
+    overrides = ["training.progress=none", "model.lexicon=['yes', 'no', up, down]"]
+    cfg = load_config(REPO / "configs/speech/tiny.yaml", overrides=overrides)
     task_cls = get_task("speech")
     start = time.perf_counter()
     loop.train(task_cls, cfg, run_dir)
@@ -47,8 +48,9 @@ def test_tiny_config_learns_synthetic_words(trained):
     task, model = trained
     results = task.evaluate(model, "test")
     assert results["cer_greedy"] <= 0.1 and results["cer_beam"] <= 0.1, results
+    assert results["accuracy_lexicon"] >= 0.9, results
     hyps = (task.run_dir / "eval" / "hypotheses_test.tsv").read_text().splitlines()
-    assert hyps[0] == "id\tspeaker\treference\tgreedy\tbeam"
+    assert hyps[0] == "id\tspeaker\treference\tgreedy\tbeam\tlexicon"
     assert len(hyps) - 1 == task.caches["test"][1]["count"]
 
 

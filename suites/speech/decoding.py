@@ -42,3 +42,27 @@ def ids_to_strings(sparse: tf.SparseTensor, alphabet: str, batch_size: tf.Tensor
         chars, tf.cast(sparse.indices[:, 0], tf.int64), nrows=tf.cast(batch_size, tf.int64)
     )
     return tf.strings.reduce_join(ragged, axis=1)
+
+
+def lexicon_decode(logits, lengths, lexicon: list[list[int]]) -> np.ndarray:
+    """Closed-vocabulary decoding: the entry of `lexicon` with the highest CTC likelihood.
+
+    Scores every (utterance, entry) pair with `tf.nn.ctc_loss` (blank = last class), i.e. exact
+    word-level decoding for a small vocabulary such as the ten digits. Returns entry indices [B].
+    """
+    logits = tf.convert_to_tensor(logits, tf.float32)
+    batch, k = tf.shape(logits)[0], len(lexicon)
+    width = max(len(e) for e in lexicon)
+    labels = np.zeros((k, width), np.int32)
+    for i, entry in enumerate(lexicon):
+        labels[i, : len(entry)] = entry
+    tiled = tf.repeat(logits, k, axis=0)  # [B*K, T, C], utterance-major
+    loss = tf.nn.ctc_loss(
+        labels=tf.tile(tf.constant(labels), [batch, 1]),
+        logits=tiled,
+        label_length=tf.tile(tf.constant([len(e) for e in lexicon], tf.int32), [batch]),
+        logit_length=tf.repeat(tf.cast(lengths, tf.int32), k),
+        logits_time_major=False,
+        blank_index=-1,
+    )
+    return tf.argmin(tf.reshape(loss, [batch, k]), axis=1).numpy()

@@ -7,7 +7,7 @@ Inputs are `features` `[B, T, F]` (un-normalised log-mel/MFCC frames, zero-padde
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import keras
@@ -44,6 +44,8 @@ class ModelConfig:
     time_width: int = 20  # maximum time-mask width in frames
     beam_width: int = 16  # CTC beam width for beam-search decoding in evaluate
     export_beam_width: int = 0  # decoder of the SavedModel: 0 = greedy, >= 1 = beam width
+    lexicon: list[str] = field(default_factory=list)  # closed vocabulary (e.g. the ten digit
+    # words): evaluate also reports lexicon-constrained decoding (best CTC likelihood entry)
 
     def __post_init__(self):
         positive = ("stride", "conv_filters", "conv_kernel", "lstm_units", "lstm_layers")

@@ -144,12 +144,15 @@ class SpeechTask(Task):
         }
 
     # -- after training ---------------------------------------------------------------------
-    def transcribe_split(self, model, split: str, beam_width: int):
-        """Greedy and beam transcripts of a cached split: (ids, refs, greedy, beam)."""
+    def transcribe_split(self, model, split: str, beam_width: int, lexicon: list[str] = ()):
+        """Transcripts of a cached split: (ids, refs, greedy, beam[, lexicon-constrained]).
+
+        The lexicon list is returned (as a fifth item) only when `lexicon` is given.
+        """
         import tensorflow as tf
 
         from suites.speech.cache import read_cache
-        from suites.speech.decoding import ctc_decode, sparse_to_lists
+        from suites.speech.decoding import ctc_decode, lexicon_decode, sparse_to_lists
 
         path, meta = self._split(split)
         dim = self.config.data.features.dim
@@ -157,7 +160,8 @@ class SpeechTask(Task):
             32,
             padded_shapes={"id": [], "transcript": [], "features": [None, dim], "num_frames": []},
         )
-        ids, refs, greedy, beam = [], [], [], []
+        lex_ids = [self.vocab.encode(self.vocab.normalize(w)) for w in lexicon]
+        ids, refs, greedy, beam, constrained = [], [], [], [], []
         for batch in ds:
             lengths = tf.cast(batch["num_frames"], tf.int32)
             n = int(tf.shape(lengths)[0])
@@ -165,34 +169,43 @@ class SpeechTask(Task):
             for width, sink in ((0, greedy), (beam_width, beam)):
                 decoded = ctc_decode(out["logits"], out["logit_lengths"], width)
                 sink.extend(self.vocab.decode(x) for x in sparse_to_lists(decoded, n))
+            if lex_ids:
+                best = lexicon_decode(out["logits"], out["logit_lengths"], lex_ids)
+                constrained.extend(self.vocab.decode(lex_ids[j]) for j in best)
             ids.extend(x.decode() for x in batch["id"].numpy())
             refs.extend(x.decode() for x in batch["transcript"].numpy())
+        if lex_ids:
+            return ids, refs, greedy, beam, constrained
         return ids, refs, greedy, beam
 
     def evaluate(self, model, split: str) -> dict[str, float]:
         from shared.metrics import speech as sm
 
         _, meta = self._split(split)
-        ids, refs, greedy, beam = self.transcribe_split(model, split, self.config.model.beam_width)
+        m = self.config.model
+        ids, refs, greedy, beam, *lex = self.transcribe_split(model, split, m.beam_width, m.lexicon)
         results = {}
-        for name, hyps in (("greedy", greedy), ("beam", beam)):
+        decoders = [("greedy", greedy), ("beam", beam)] + [("lexicon", h) for h in lex]
+        for name, hyps in decoders:
             results[f"cer_{name}"] = sm.cer(refs, hyps)
             results[f"wer_{name}"] = sm.wer(refs, hyps)
             results[f"accuracy_{name}"] = sm.sentence_accuracy(refs, hyps)
         speaker_of = dict(zip(meta["ids"], meta["speakers"], strict=True))
-        by_speaker = defaultdict(list)
-        for i, r, h in zip(ids, refs, beam, strict=True):
-            by_speaker[speaker_of.get(i, "")].append((r, h))
-        if len(by_speaker) <= 20:
-            for spk, pairs in sorted(by_speaker.items()):
-                r, h = zip(*pairs, strict=True)
-                results[f"accuracy_beam/{spk}"] = sm.sentence_accuracy(r, h)
-                results[f"cer_beam/{spk}"] = sm.cer(r, h)
+        if len(set(speaker_of.values())) <= 20:  # per-speaker figures for small speaker sets
+            for name, hyps in decoders:
+                by_speaker = defaultdict(list)
+                for i, r, h in zip(ids, refs, hyps, strict=True):
+                    by_speaker[speaker_of.get(i, "")].append((r, h))
+                for spk, pairs in sorted(by_speaker.items()):
+                    r, h = zip(*pairs, strict=True)
+                    results[f"accuracy_{name}/{spk}"] = sm.sentence_accuracy(r, h)
+                    results[f"cer_{name}/{spk}"] = sm.cer(r, h)
         eval_dir = self.run_dir / "eval"
         eval_dir.mkdir(parents=True, exist_ok=True)
-        rows = ["id\tspeaker\treference\tgreedy\tbeam"] + [
-            f"{i}\t{speaker_of.get(i, '')}\t{r}\t{g}\t{b}"
-            for i, r, g, b in zip(ids, refs, greedy, beam, strict=True)
+        header = "\t".join(["id", "speaker", "reference"] + [name for name, _ in decoders])
+        rows = [header] + [
+            "\t".join([i, speaker_of.get(i, ""), r, *hyps])
+            for i, r, *hyps in zip(ids, refs, *(h for _, h in decoders), strict=True)
         ]
         (eval_dir / f"hypotheses_{split}.tsv").write_text("\n".join(rows) + "\n")
         return results
