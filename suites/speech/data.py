@@ -117,7 +117,7 @@ def make_splits(cfg: DataConfig, seed: int, cache_dir: Path, screen: Screen):
         )  # fmt: skip
     else:
         splits = raw
-    if cfg.synth_augment:
+    if cfg.synth_augment and splits["train"]:
         texts = sorted({u.transcript for u in splits["train"]})
         extra = synthetic_utterances(texts, cfg, cache_dir)
         for u in extra:
