@@ -480,3 +480,29 @@ def test_mirrored_strategy_matches_single_device():
     mirrored.fit(mask_x, y, batch_size=8, epochs=3, shuffle=False, verbose=0)
     for a, b in zip(single.weights, mirrored.weights):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_gate_activations_match_numpy_step():
+    x = RNG.normal(size=(2, 3))
+    h, c = RNG.normal(size=(2, 4)), RNG.normal(size=(2, 4))
+    w = _random_weights(3, 4)
+    cell = PeepholeLSTMCell(4, dtype="float64")
+    cell.build(x.shape)
+    _set(cell, *w)
+    gates = cell.gate_activations(x, [h, c])
+    z_i, z_f, z_c, z_o = np.split(x @ w[0] + h @ w[1] + w[2], 4, axis=-1)
+    i = _sigmoid(z_i + w[3][0] * c)
+    f = _sigmoid(z_f + w[3][1] * c)
+    c_new = f * c + i * np.tanh(z_c)
+    o = _sigmoid(z_o + w[3][2] * c_new)
+    for name, want in {
+        "i": i,
+        "f": f,
+        "g": np.tanh(z_c),
+        "c": c_new,
+        "o": o,
+        "h": o * np.tanh(c_new),
+    }.items():
+        np.testing.assert_allclose(gates[name], want, rtol=1e-10, err_msg=name)
+    y, _ = cell(x, [h, c])
+    np.testing.assert_allclose(y, gates["h"], rtol=1e-12)

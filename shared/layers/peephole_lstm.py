@@ -202,11 +202,26 @@ class PeepholeLSTMCell(keras.layers.Layer, DropoutRNNCell):
         z = ops.matmul(inputs, self.kernel) + ops.matmul(h_rec, self.recurrent_kernel)
         if self.use_bias:
             z = z + self.bias
-        h, c = self._gates(z, c_tm1)
-        return h, [h, c]
+        gates = self._gates(z, c_tm1)
+        return gates["h"], [gates["h"], gates["c"]]
 
-    def _gates(self, z, c_tm1):
-        """The gate math shared by the cell and the generic loop: z (B, 4u), c_{t-1} -> (h, c)."""
+    def gate_activations(self, inputs, states) -> dict[str, Any]:
+        """One inference step that also returns the gates, for inspection and plots.
+
+        Args:
+            inputs: (batch, input_dim). states: [h, c].
+
+        Returns:
+            A dict of (batch, units) tensors: "i", "f", "o" (gates), "g" (candidate),
+            "c" (new cell state), "h" (new output).
+        """
+        z = ops.matmul(inputs, self.kernel) + ops.matmul(states[0], self.recurrent_kernel)
+        if self.use_bias:
+            z = z + self.bias
+        return self._gates(z, states[1])
+
+    def _gates(self, z, c_tm1) -> dict[str, Any]:
+        """The gate math of one step: z (B, 4u) and c_{t-1} -> i, f, g, o, c, h."""
         z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
         if self.use_peepholes:
             p_i, p_f, p_o = ops.unstack(self.peephole_kernel, 3, axis=0)
@@ -214,11 +229,12 @@ class PeepholeLSTMCell(keras.layers.Layer, DropoutRNNCell):
             z_f = z_f + p_f * c_tm1
         i = self.recurrent_activation(z_i)
         f = self.recurrent_activation(z_f)
-        c = f * c_tm1 + i * self.activation(z_c)
+        g = self.activation(z_c)
+        c = f * c_tm1 + i * g
         if self.use_peepholes:
             z_o = z_o + p_o * c
         o = self.recurrent_activation(z_o)
-        return o * self.activation(c), c
+        return {"i": i, "f": f, "g": g, "o": o, "c": c, "h": o * self.activation(c)}
 
     def get_initial_state(self, batch_size=None):
         return [ops.zeros((batch_size, d), dtype=self.compute_dtype) for d in self.state_size]
