@@ -103,3 +103,22 @@ def test_cli_predict_any_rate_and_bad_files(trained, tmp_path, capsys):
     assert lines[0] == f"{paths[0]}\t{refs[0]}"
     assert lines[1] == f"{resampled}\t{refs[0]}"
     assert lines[2].startswith(f"{corrupt}\t<error: unreadable")
+
+
+def test_evaluation_only_corpus_keeps_training_artifacts(trained):
+    import dataclasses
+
+    task, model = trained
+    summary = (task.artifacts_dir / "data_summary.json").read_text()
+    stats = (task.artifacts_dir / "feature_stats.json").read_text()
+    data = dataclasses.replace(task.config.data, test_speakers=["*"], validation_fraction=0.0)
+    config = dataclasses.replace(task.config, data=data)
+    blind = type(task)(config, task.run_dir)
+    blind.prepare()
+    assert sorted(blind.caches) == ["test"] and blind.caches["test"][1]["count"] == 180
+    assert blind.evaluate(model, "test")["cer_greedy"] <= 0.1
+    assert (task.artifacts_dir / "data_summary.json").read_text() == summary
+    assert (task.artifacts_dir / "feature_stats.json").read_text() == stats
+    assert (task.artifacts_dir / "data_summary_eval.json").is_file()
+    with pytest.raises(ValueError, match="split 'validation' is empty"):
+        blind.evaluate(model, "validation")

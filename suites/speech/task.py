@@ -45,8 +45,9 @@ class SpeechTask(Task):
     def prepare(self) -> None:
         """Reads and splits the corpus, caches features per split, computes train statistics.
 
-        Writes `artifacts/feature_stats.json`, `artifacts/data_summary.json` and, when inputs
-        were skipped (`data.bad_input: skip`), `artifacts/skipped.tsv` (source, reason).
+        Writes `artifacts/feature_stats.json` (once), `artifacts/data_summary.json` and, when
+        inputs were skipped (`data.bad_input: skip`), `artifacts/skipped.tsv` (source, reason);
+        for an evaluation-only corpus (no train split) the last two get an `_eval` suffix.
         """
         cfg = self.config.data
         self.artifacts_dir.mkdir(parents=True, exist_ok=True)
@@ -65,17 +66,20 @@ class SpeechTask(Task):
             self.caches[split] = (path, meta)
         audio_screen.finish("audio")
         skipped = screen.problems + audio_screen.problems
+        train_meta = self.caches["train"][1] if "train" in self.caches else None
         infeasible = [
             (i, "too short for its transcript under CTC (dropped from training)")
             for i, f, t in zip(
-                *(self.caches["train"][1][k] for k in ("ids", "frames", "transcripts")), strict=True
+                *(train_meta[k] for k in ("ids", "frames", "transcripts")), strict=True
             )
             if not speech_data.ctc_feasible(f, t, self.stride)
-        ]
+        ] if train_meta else []  # fmt: skip
+        # An evaluation-only corpus (no train split) must not overwrite the training reports.
+        suffix = "" if train_meta else "_eval"
         if infeasible:
             log.warning("%d training utterances are too short for CTC", len(infeasible))
         if skipped or infeasible:
-            Screen("skip", skipped + infeasible).write(self.artifacts_dir / "skipped.tsv")
+            Screen("skip", skipped + infeasible).write(self.artifacts_dir / f"skipped{suffix}.tsv")
         stats_file = self.artifacts_dir / "feature_stats.json"
         if not stats_file.exists():
             if "train" not in self.caches:
@@ -97,7 +101,8 @@ class SpeechTask(Task):
         }
         summary["skipped"] = len(skipped)
         summary["ctc_infeasible_train"] = len(infeasible)
-        (self.artifacts_dir / "data_summary.json").write_text(json.dumps(summary, indent=2))
+        summary_file = self.artifacts_dir / f"data_summary{suffix}.json"
+        summary_file.write_text(json.dumps(summary, indent=2))
 
     def _split(self, split: str) -> tuple[Path, dict]:
         if not self.caches:
