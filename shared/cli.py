@@ -143,7 +143,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from shared.demo import run_demo
 
         return run_demo(args.task, args.run_dir)
-    task_cls = get_task(args.task)
+    try:
+        task_cls = get_task(args.task)
+    except ValueError as err:
+        raise _UsageError(str(err)) from err
     if args.command == "predict":
         export_dir = args.export_dir or loop.latest_export(_run_dir(args))
         inputs = list(args.input)

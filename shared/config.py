@@ -26,6 +26,7 @@ import difflib
 import hashlib
 import json
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from typing import Any, Literal
 import yaml
 
 MISSING = dataclasses.MISSING
+_YAML11_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 class ConfigError(ValueError):
@@ -222,6 +224,8 @@ def _convert(value: Any, tp: Any, key: str, where: _Where) -> Any:
             fail()
         return value
     if tp is float:
+        if isinstance(value, str) and _YAML11_FLOAT.fullmatch(value.strip()):
+            return float(value)  # PyYAML (YAML 1.1) reads "1e-4" (no dot) as a string
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             fail()
         return float(value)
@@ -323,6 +327,9 @@ def _check_values(config: ExperimentConfig, where: _Where) -> None:
     if t.warmup_steps and t.lr_schedule == "exponential":
         raise ConfigError(f"{where('training.warmup_steps')}: training.warmup_steps: warm-up "
                           "is supported with lr_schedule constant or cosine, not exponential")
+    if t.clipnorm is not None and t.global_clipnorm is not None:
+        raise ConfigError(f"{where('training.clipnorm')}: training.clipnorm: set either clipnorm "
+                          "or global_clipnorm, not both (the other to null)")
     if r.workers and r.task_index is None:
         raise ConfigError(f"{where('runtime.task_index')}: runtime.task_index: required when "
                           "runtime.workers is set (this worker's index in the list)")

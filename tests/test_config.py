@@ -160,7 +160,7 @@ def test_overrides_are_yaml_parsed_and_validated():
     assert config.runtime.devices == ["a", "b"]
     assert config.training.clipnorm is None
     assert config.model.units == 3
-    with pytest.raises(ConfigError, match=r"--set training.epocs=5: unknown key .*'training.epochs'"):
+    with pytest.raises(ConfigError, match=r"--set training.epocs=5: unknown .*'training.epochs"):
         load_config(TINY, overrides=["training.epocs=5"])
     with pytest.raises(ConfigError, match=r"--set training.epochs=many: training.epochs: expected"):
         load_config(TINY, overrides=["training.epochs=many"])
@@ -205,3 +205,11 @@ def test_cluster_keys_are_checked(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="not an index"):
         load_config(path, overrides=["runtime.task_index=2"])
+
+
+def test_exponent_floats_without_a_dot(tmp_path):
+    # PyYAML follows YAML 1.1, where 1e-4 is a string; float keys accept it anyway.
+    path = write(tmp_path, "task: toy\ntraining:\n  learning_rate: 1e-4\n  monitor: 1e-4\n")
+    config = load_config(path)
+    assert config.training.learning_rate == 1e-4
+    assert config.training.monitor == "1e-4"  # a str key keeps the string

@@ -13,10 +13,10 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from keras.layers import LSTM as RecurrentLayer  # noqa: N811 - the ONE recurrent-layer choice
 
 from shared.data import pipeline
 from shared.export import write_asset
+from shared.layers import PeepholeLSTM as RecurrentLayer  # the ONE recurrent-layer choice
 from shared.task import Task, register_task
 
 LABELS = ["no", "yes"]  # index = label

@@ -75,6 +75,18 @@ class NanGuard(keras.callbacks.Callback):
         self.state.step_offset = 0
 
 
+class EndFitAfterEpoch(keras.callbacks.Callback):
+    """Ends a `fit` after epoch `last` (0-based): lets a short first epoch show as "Epoch k/N"."""
+
+    def __init__(self):
+        super().__init__()
+        self.last: int | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.last is not None and epoch >= self.last:
+            self.model.stop_training = True
+
+
 class ModelCheckpoints(keras.callbacks.Callback):
     """Writes `last.keras` every epoch and `best.keras` when `monitor` improves (atomically)."""
 
@@ -202,6 +214,25 @@ class ResumableBackup(keras.callbacks.Callback):
         )
         for old in self.backup_dir.glob("state-*.weights.h5"):
             old.unlink(missing_ok=True)
+
+
+class KillAtStep(keras.callbacks.Callback):
+    """Fault injection for tests: SIGKILLs this process after global training step `step`.
+
+    Enabled by the environment variable LSTM_SUITE_KILL_AT_STEP (see `shared.training.loop`);
+    a real `kill -9` at a reproducible moment, without any chance to clean up.
+    """
+
+    def __init__(self, step: int):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        import os
+        import signal
+
+        if int(self.model.optimizer.iterations.numpy()) >= self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def read_backup(backup_dir: Path) -> dict[str, Any] | None:

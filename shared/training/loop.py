@@ -12,18 +12,20 @@ Run directory rule (`prepare_run_dir`), applied by `train`:
     - finished                -> error: use --overwrite or another --run-dir.
 * anything else               -> error naming the keys that differ; never silently overwritten.
 
-Exact resumption: the training data is consumed as one stream `train.repeat()` (so with a seeded
-shuffle its order is a pure function of the seed), and a resumed run skips the batches consumed
-before the backup. The interrupted epoch is finished by a `fit` over its remaining steps (its
-*training* metrics in history.csv then average those steps only), the later epochs by a second
-`fit`. With `training.deterministic: true` an interrupted+resumed run ends with the same weights
-as an uninterrupted one.
+Exact resumption: the training data is consumed as one stream `train.repeat()` of a freshly made
+dataset (so with a seeded shuffle its order is a pure function of the seed; `Task.datasets` is
+called again for every `fit`), and a resumed run skips the batches consumed before the backup.
+The interrupted epoch is finished by a `fit` over its remaining steps (its *training* metrics in
+history.csv then average those steps only), the later epochs by a second `fit`. With
+`training.deterministic: true` an interrupted+resumed run ends with the same weights as an
+uninterrupted one.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import os
 import shutil
 import sys
 import time
@@ -36,6 +38,7 @@ from shared.export import atomic_directory, atomic_write_json
 from shared.training import callbacks as cbs
 
 IGNORED_ON_RESUME = ("runtime", "training.progress")
+KILL_ENV = "LSTM_SUITE_KILL_AT_STEP"  # tests: SIGKILL after this global step (fault injection)
 
 
 class RunDirError(RuntimeError):
@@ -268,12 +271,13 @@ def train(
                                  extra={"fingerprint": config.fingerprint()})
     backup.steps_per_epoch = steps_per_epoch
     callbacks.append(backup)
+    if os.environ.get(KILL_ENV):
+        callbacks.append(cbs.KillAtStep(int(os.environ[KILL_ENV])))
     if record:
         for key, cb in stateful.items():
             if key in record.get("callbacks", {}):
                 cb.set_state(record["callbacks"][key])
 
-    stream = train_ds.repeat()
     verbose = cbs.verbosity(t.progress, sys.stdout.isatty())
     fix = contextlib.nullcontext()
     if st.is_multi_worker(strategy):
@@ -282,25 +286,31 @@ def train(
         fix = multi_worker_fit_fix()
 
     history: dict[str, list[float]] = {}
-    phases = []  # (first epoch, end epoch, steps per epoch, batches to skip)
+    phases = []  # (first epoch, last epoch or None, steps per epoch, batches to skip)
     if start_step:
-        phases.append((start_epoch, start_epoch + 1, steps_per_epoch - start_step,
+        phases.append((start_epoch, start_epoch, steps_per_epoch - start_step,
                        start_epoch * steps_per_epoch + start_step))
         start_epoch += 1
     if start_epoch < t.epochs:
-        phases.append((start_epoch, t.epochs, steps_per_epoch, start_epoch * steps_per_epoch))
+        phases.append((start_epoch, None, steps_per_epoch, start_epoch * steps_per_epoch))
+    end_phase = cbs.EndFitAfterEpoch()
+    callbacks.insert(0, end_phase)
     stopped_early = False
     # Keras warns when a validation set of unknown length (e.g. bucketed) ends: expected here,
     # and the training stream is infinite so it cannot run out.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
     with fix:
-        for first, end, steps, skip in phases:
+        for first, last, steps, skip in phases:
             state.step_offset = state.step = steps_per_epoch - steps
+            end_phase.last = last
+            # A fresh dataset per fit: a seeded shuffle's order depends on how many iterators
+            # its dataset object has made, so only a new object replays the same stream.
+            stream = task.datasets(t.global_batch_size)[0].repeat()
             result = model.fit(
                 stream.skip(skip) if skip else stream,
                 validation_data=val_ds,
                 validation_steps=t.validation_steps,
-                epochs=end,
+                epochs=t.epochs,
                 initial_epoch=first,
                 steps_per_epoch=steps,
                 callbacks=callbacks,
@@ -311,7 +321,7 @@ def train(
                 history.setdefault(key, []).extend(float(v) for v in values)
             if state.diverged:
                 raise cbs.TrainingDivergedError(state.diverged)
-            if model.stop_training:
+            if "early_stopping" in stateful and stateful["early_stopping"].stopped_epoch > 0:
                 stopped_early = True
                 break
             for cb in stateful.values():  # carry state into the next fit's on_train_begin

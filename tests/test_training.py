@@ -1,0 +1,264 @@
+"""Training loop: resume after kill -9, NaN stop, run-directory rules, outputs, atomic writes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from shared.config import load_config
+from shared.export import atomic_directory, atomic_path, atomic_write_json, save_model_atomic
+from shared.tasks.toy import ToyTask
+from shared.training import loop
+from shared.training.callbacks import read_backup
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "configs" / "toy" / "tiny.yaml"
+# Fixed-length sequences (one traced shape), 8 steps per epoch, backups every 3 steps.
+FAST = ["data.min_length=8", "data.max_length=8", "data.num_train=128", "data.num_validation=32",
+        "training.global_batch_size=16", "model.units=8", "training.tensorboard=false"]
+TIMEOUT = 120
+
+
+def run_cli(args: list[str], env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    """Runs `python -m shared.cli ARGS` with a hard timeout; kills the whole process group."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
+           **(env_extra or {})}
+    proc = subprocess.Popen([sys.executable, "-m", "shared.cli", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"lstm-suite {' '.join(args)} timed out after {TIMEOUT}s:\n{err[-3000:]}")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def sets(*overrides: str) -> list[str]:
+    return [arg for o in overrides for arg in ("--set", o)]
+
+
+def weights(path: Path) -> list[np.ndarray]:
+    return keras.saving.load_model(path).get_weights()
+
+
+def history(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
+    args = ["train", "toy", "--config", str(TINY), *sets(*FAST, "training.backup_every_steps=3")]
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    ok = run_cli([*args, "--run-dir", str(whole)])
+    assert ok.returncode == 0, ok.stderr[-3000:]
+
+    # SIGKILL after global step 13 = epoch 2 (0-based 1), step 5; last backup: epoch 2, step 3.
+    killed = run_cli([*args, "--run-dir", str(broken)], {loop.KILL_ENV: "13"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    record = read_backup(broken / "backup")
+    assert (record["epoch"], record["step"], record["finished"]) == (1, 3, False)
+    assert (broken / "backup" / record["weights"]).exists()
+    assert not list((broken / "backup").glob(".*tmp*")), "a temporary file was left behind"
+
+    resumed = run_cli([*args, "--run-dir", str(broken)])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming" in resumed.stderr and "from epoch 2, step 3" in resumed.stderr
+    assert "Epoch 1/3" not in resumed.stdout
+    assert [line for line in resumed.stdout.splitlines() if line.startswith("Epoch")] == [
+        "Epoch 2/3", "Epoch 3/3"]
+
+    for a, b in zip(weights(whole / "checkpoints" / "last.keras"),
+                    weights(broken / "checkpoints" / "last.keras"), strict=True):
+        np.testing.assert_array_equal(a, b)
+    rows_whole, rows_broken = history(whole), history(broken)
+    assert [r["epoch"] for r in rows_broken] == ["0", "1", "2"]  # appended, no duplicates
+    # validation metrics do not depend on how the epoch's training was split
+    for a, b in zip(rows_whole, rows_broken, strict=True):
+        assert a["val_loss"] == b["val_loss"] and a["val_accuracy"] == b["val_accuracy"]
+    assert read_backup(broken / "backup")["finished"] is True
+
+
+@pytest.mark.multiprocess
+def test_nan_loss_stops_with_message_and_exit_code(tmp_path):
+    result = run_cli(["train", "toy", "--config", str(TINY), "--run-dir", str(tmp_path / "r"),
+                      *sets(*FAST, "training.optimizer=sgd", "training.learning_rate=1e38",
+                            "training.lr_schedule=constant", "training.warmup_steps=0",
+                            "training.global_clipnorm=null")])
+    assert result.returncode == 1
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("lstm-suite: training stopped: the training loss became")
+    assert "at epoch 1, batch" in last_line
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "r" / "checkpoints" / "best.keras").exists()
+
+
+class FlatToy(ToyTask):
+    """The toy task with an RNN-free model: traces in a fraction of the time (run-dir tests)."""
+
+    def build_model(self) -> keras.Model:
+        tokens = keras.Input((None,), dtype="int32")
+        x = keras.layers.Embedding(3, 4)(tokens)
+        x = keras.layers.GlobalAveragePooling1D()(x)
+        return keras.Model(tokens, keras.layers.Dense(2)(x))
+
+
+def fast_config(*extra: str):
+    return load_config(TINY, overrides=[*FAST, "training.epochs=2", "training.progress=none",
+                                        "training.monitor=val_loss", *extra])
+
+
+def test_outputs_of_a_run(tmp_path):
+    config = fast_config("training.tensorboard=true")
+    run = tmp_path / "run"
+    result = loop.train(ToyTask, config, run)
+    assert result.epochs_completed == 2 and not result.stopped_early
+    assert load_config(run / "config.yaml") == config
+    rows = history(run)
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+    np.testing.assert_allclose([float(r["loss"]) for r in rows], result.history["loss"],
+                               rtol=1e-6)
+    assert list((run / "logs" / "train").glob("events.out.tfevents.*"))
+    assert read_backup(run / "backup")["finished"] is True
+    assert not list(run.rglob("*.tmp*")), "temporary files left behind"
+
+    # best.keras is the epoch with the lowest val_loss: re-evaluating it reproduces that value
+    task = ToyTask(config, run)
+    _, val = task.datasets(config.training.global_batch_size)
+    best = keras.saving.load_model(run / "checkpoints" / "best.keras")
+    best_val = min(float(r["val_loss"]) for r in rows)
+    assert best.evaluate(val, verbose=0, return_dict=True)["loss"] == pytest.approx(best_val,
+                                                                                    rel=1e-5)
+    last = keras.saving.load_model(run / "checkpoints" / "last.keras")
+    last_val = float(rows[-1]["val_loss"])
+    assert last.evaluate(val, verbose=0, return_dict=True)["loss"] == pytest.approx(last_val,
+                                                                                    rel=1e-5)
+
+    scores = loop.evaluate(ToyTask, config, run, ("validation",))
+    assert json.loads((run / "metrics.json").read_text()) == scores
+    predicted = np.argmax(best.predict(val, verbose=0), axis=-1)
+    labels = np.concatenate([y.numpy() for _, y in val])
+    assert scores["validation"]["accuracy"] == pytest.approx(float(np.mean(predicted == labels)))
+
+    export_dir = loop.export(ToyTask, config, run)
+    assert (export_dir / "saved_model.pb").exists()
+    assert (export_dir / "assets" / "labels.txt").read_text().split() == ["no", "yes"]
+    assert loop.latest_export(run) == export_dir
+    lines = loop.predict(ToyTask, export_dir, ["10101010", "11110000"])
+    tokens = np.array([[2, 1, 2, 1, 2, 1, 2, 1], [2, 2, 2, 2, 1, 1, 1, 1]])
+    expected = np.argmax(best(tokens), axis=-1)
+    assert [line.split("\t")[1] for line in lines] == [["no", "yes"][i] for i in expected]
+
+
+def test_existing_run_dir_is_never_silently_overwritten(tmp_path):
+    run = tmp_path / "run"
+    config = fast_config("training.epochs=1")
+    loop.train(FlatToy, config, run)
+    with pytest.raises(loop.RunDirError, match="already holds a finished run"):
+        loop.train(FlatToy, config, run)
+    other = fast_config("training.epochs=1", "model.units=4")
+    with pytest.raises(loop.RunDirError, match=r"different config \(model.units differ\)"):
+        loop.train(FlatToy, other, run)
+    assert load_config(run / "config.yaml") == config  # untouched
+    loop.train(FlatToy, other, run, overwrite=True)
+    assert load_config(run / "config.yaml") == other
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(loop.RunDirError, match="not a run directory"):
+        loop.train(FlatToy, config, foreign)
+    with pytest.raises(loop.RunDirError, match="refusing to delete"):
+        loop.train(FlatToy, config, foreign, overwrite=True)
+    assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+def test_unfinished_run_without_backup_restarts_and_runtime_may_change(tmp_path):
+    run = tmp_path / "run"
+    config = fast_config("training.epochs=1")
+    run.mkdir()
+    (run / "config.yaml").write_text((TINY.parent / "tiny.yaml").read_text())  # another config
+    with pytest.raises(loop.RunDirError, match="different config"):
+        loop.train(FlatToy, config, run)
+    from shared.config import save_config
+
+    save_config(load_config(TINY, overrides=[*FAST, "training.epochs=1", "training.progress=none",
+                                             "training.monitor=val_loss",
+                                             "runtime.intra_op_threads=2"]), run / "config.yaml")
+    result = loop.train(FlatToy, config, run)  # runtime.* differs: allowed; no backup: from 0
+    assert (result.initial_epoch, result.initial_step, result.epochs_completed) == (0, 0, 1)
+
+
+def test_early_stopping(tmp_path):
+    # learning_rate far too small: val_loss cannot improve by min_delta, patience 1 stops at 2.
+    config = fast_config("training.epochs=6", "training.early_stopping_patience=1",
+                         "training.learning_rate=1e-9", "training.lr_schedule=constant",
+                         "training.warmup_steps=0")
+    result = loop.train(FlatToy, config, tmp_path / "run")
+    assert result.stopped_early
+    assert result.epochs_completed < 6
+
+
+def test_monitor_must_be_a_logged_metric(tmp_path):
+    config = fast_config("training.monitor=val_bleu")
+    with pytest.raises(ValueError, match="training.monitor='val_bleu' is not a logged metric"):
+        loop.train(FlatToy, config, tmp_path / "run")
+
+
+def test_optimizer_schedules():
+    config = fast_config("training.lr_schedule=cosine", "training.warmup_steps=10",
+                         "training.learning_rate=0.1", "training.min_lr_ratio=0.1")
+    opt = loop.make_optimizer(config.training, total_steps=110)
+    lr = opt.learning_rate if callable(opt.learning_rate) else None
+    schedule = opt._learning_rate
+    assert lr is not None or schedule is not None
+    values = [float(schedule(step)) for step in (0, 5, 10, 60, 110)]
+    # linear warm-up 0 -> 0.1 over 10 steps, then cosine from 0.1 to 0.01 over 100 steps
+    expected = [0.0, 0.05, 0.1, 0.01 + 0.09 * 0.5 * (1 + np.cos(np.pi * 0.5)), 0.01]
+    np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-7)
+    constant = loop.make_optimizer(fast_config("training.lr_schedule=constant",
+                                               "training.warmup_steps=4").training, 100)
+    np.testing.assert_allclose([float(constant._learning_rate(s)) for s in (0, 2, 4, 90)],
+                               [0.0, 0.005, 0.01, 0.01], rtol=1e-5)
+    sgd = loop.make_optimizer(fast_config("training.optimizer=sgd", "training.momentum=0.9",
+                                          "training.clipnorm=2.0",
+                                          "training.global_clipnorm=null").training, 10)
+    assert isinstance(sgd, keras.optimizers.SGD) and sgd.momentum == 0.9 and sgd.clipnorm == 2.0
+
+
+def test_atomic_writes(tmp_path):
+    target = tmp_path / "state.json"
+    atomic_write_json(target, {"a": 1})
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed while writing")
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    save_model_atomic(model, tmp_path / "m.keras")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras", "state.json"]
+
+    out = tmp_path / "export"
+    with pytest.raises(ValueError), atomic_directory(out) as tmp:
+        (tmp / "saved_model.pb").write_text("partial")
+        raise ValueError("export failed")
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras", "state.json"]
+    with atomic_directory(out) as tmp:
+        (tmp / "saved_model.pb").write_text("complete")
+    assert (out / "saved_model.pb").read_text() == "complete"
+    with pytest.raises(FileExistsError), atomic_directory(out):
+        pass
