@@ -92,9 +92,41 @@ def _forward(zx, h0, c0, kernel, p, mt, rm):
     return c_ta.stack(), h_ta.stack(), h_last, c_last
 
 
-def _backward(zx, h0, c0, kernel, p, mt, rm, c_seq, h_seq, dh_seq, dh_last, dc_last):
+def _backward_loop(dh_seq, dh_last, dc_last, a_dc, b_all, b_c, kernels_t, mt, rm):
+    """The reverse loop: carried gradients -> gate gradients dz (T, [D,] B, 4u), dh0, dc0."""
+    steps = tf.shape(dh_seq)[0]
+
+    def back(t, dh_carry, dc_carry, dz_ta):
+        dh = dh_seq[t] + dh_carry
+        if mt is not None:
+            valid = mt[t]
+            dh_v, dc_v = dh * valid, dc_carry * valid
+        else:
+            dh_v, dc_v = dh, dc_carry
+        dc = dc_v + dh_v * a_dc[t]
+        dz = tf.concat([dc, dc, dc, dh_v], axis=-1) * b_all[t]
+        dh_prev = _step_matmul(dz, kernels_t)
+        if rm is not None:
+            dh_prev = dh_prev * rm
+        dc_prev = dc * b_c[t]
+        if mt is not None:
+            dh_prev = dh_prev + (dh - dh_v)
+            dc_prev = dc_prev + (dc_carry - dc_v)
+        return t - 1, dh_prev, dc_prev, dz_ta.write(t, dz)
+
+    _, dh0, dc0, dz_ta = tf.while_loop(
+        lambda t, *_: t >= 0,
+        back,
+        (steps - 1, dh_last, dc_last, tf.TensorArray(dh_seq.dtype, steps)),
+        parallel_iterations=_PARALLEL_ITERATIONS,
+    )
+    return dz_ta.stack(), dh0, dc0
+
+
+def _backward(
+    zx, h0, c0, kernel, p, mt, rm, c_seq, h_seq, dh_seq, dh_last, dc_last, jit_compile=False
+):
     """Gradients of the recurrence; returns (dz, dh0, dc0, d_kernel, d_peep or None)."""
-    steps = tf.shape(zx)[0]
     squeeze = zx.shape.rank == 3
     c_prev = tf.concat([c0[None], c_seq[:-1]], axis=0)
     h_prev = tf.concat([h0[None], h_seq[:-1]], axis=0)
@@ -123,32 +155,8 @@ def _backward(zx, h0, c0, kernel, p, mt, rm, c_seq, h_seq, dh_seq, dh_last, dc_l
         b_c = b_c + b_i * p_i + b_f * p_f
     b_all = tf.concat([b_i, b_f, i * (1.0 - g * g), a_o], axis=-1)
     kernels_t = [tf.transpose(k) for k in kernels]  # (4u, u) each
-
-    def back(t, dh_carry, dc_carry, dz_ta):
-        dh = dh_seq[t] + dh_carry
-        if mt is not None:
-            valid = mt[t]
-            dh_v, dc_v = dh * valid, dc_carry * valid
-        else:
-            dh_v, dc_v = dh, dc_carry
-        dc = dc_v + dh_v * a_dc[t]
-        dz = tf.concat([dc, dc, dc, dh_v], axis=-1) * b_all[t]
-        dh_prev = _step_matmul(dz, kernels_t)
-        if rm is not None:
-            dh_prev = dh_prev * rm
-        dc_prev = dc * b_c[t]
-        if mt is not None:
-            dh_prev = dh_prev + (dh - dh_v)
-            dc_prev = dc_prev + (dc_carry - dc_v)
-        return t - 1, dh_prev, dc_prev, dz_ta.write(t, dz)
-
-    _, dh0, dc0, dz_ta = tf.while_loop(
-        lambda t, *_: t >= 0,
-        back,
-        (steps - 1, dh_last, dc_last, tf.TensorArray(zx.dtype, steps)),
-        parallel_iterations=_PARALLEL_ITERATIONS,
-    )
-    dz = dz_ta.stack()  # (T, [D,] B, 4u)
+    loop = _backward_loop_xla if jit_compile else _backward_loop
+    dz, dh0, dc0 = loop(dh_seq, dh_last, dc_last, a_dc, b_all, b_c, kernels_t, mt, rm)
 
     # Weight gradients: a few large ops over all steps (one GEMM per direction).
     units = tf.shape(h0)[-1]
@@ -175,11 +183,12 @@ def _backward(zx, h0, c0, kernel, p, mt, rm, c_seq, h_seq, dh_seq, dh_last, dc_l
     return dz, dh0, dc0, d_kernel, d_peep
 
 
-# XLA-compiled twins: each loop becomes one compiled computation, removing the per-op dispatch
-# cost of the graph executor. Safe from the quadratic cost of XLA over RNN autodiff because
-# the backward pass here is a plain loop, not a differentiated one. Compiled once per shape.
+# XLA-compiled twins of the two loops: each loop becomes one compiled computation, removing the
+# per-op dispatch cost of the graph executor. Safe from the quadratic cost of XLA over RNN
+# autodiff because the backward pass here is a plain loop, not a differentiated one. The large
+# GEMMs stay outside, on TensorFlow's multi-threaded kernels. Compiled once per input shape.
 _forward_xla = tf.function(_forward, jit_compile=True, reduce_retracing=False)
-_backward_xla = tf.function(_backward, jit_compile=True, reduce_retracing=False)
+_backward_loop_xla = tf.function(_backward_loop, jit_compile=True, reduce_retracing=False)
 
 
 def fused_peephole_lstm(
@@ -196,7 +205,6 @@ def fused_peephole_lstm(
     use_rdrop = rec_mask is not None
     extras = [t for t in (peep, mask, rec_mask) if t is not None]
     forward = _forward_xla if jit_compile else _forward
-    backward = _backward_xla if jit_compile else _backward
 
     # With one direction the direction axis is dropped inside, so that every step runs a plain
     # 2-D matmul instead of a batched one.
@@ -208,6 +216,10 @@ def fused_peephole_lstm(
 
     @tf.custom_gradient
     def run(x_proj, h0, c0, kernel, *extra):
+        # The gradient is `grad` below: keep the tape from recording the forward ops (in eager
+        # mode it would otherwise keep every intermediate alive, and differentiate XLA calls).
+        x_proj, h0, c0, kernel = (tf.stop_gradient(t) for t in (x_proj, h0, c0, kernel))
+        extra = [tf.stop_gradient(t) for t in extra]
         it = iter(extra)
         p = next(it) if use_peep else None
         m = next(it) if use_mask else None
@@ -221,8 +233,20 @@ def fused_peephole_lstm(
             dh_seq = tf.zeros_like(h_seq) if dh_seq is None else tf.transpose(dh_seq, perm)
             dh_last = tf.zeros_like(h0) if dh_last is None else dh_last
             dc_last = tf.zeros_like(c0) if dc_last is None else dc_last
-            dz, dh0, dc0, d_kernel, d_peep = backward(
-                zx, h0, c0, kernel, p, mt, rm, c_seq, h_seq, dh_seq, dh_last, dc_last
+            dz, dh0, dc0, d_kernel, d_peep = _backward(
+                zx,
+                h0,
+                c0,
+                kernel,
+                p,
+                mt,
+                rm,
+                c_seq,
+                h_seq,
+                dh_seq,
+                dh_last,
+                dc_last,
+                jit_compile=jit_compile,
             )
             d_extra = [d_peep] if use_peep else []
             if use_mask:
