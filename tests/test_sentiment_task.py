@@ -159,3 +159,16 @@ def test_load_splits_for_each_file_format(tmp_path):
 
     with pytest.raises(FileNotFoundError, match=r"data\.validation_file: .*missing"):
         load_splits(dataclasses.replace(config, validation_file="missing"), seed=0)
+
+
+def test_load_splits_from_tfds_with_mock_data():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from suites.sentiment.task import SentimentDataConfig, load_splits
+
+    config = load_config(REPO / "configs" / "sentiment" / "imdb.yaml").data
+    assert isinstance(config, SentimentDataConfig)
+    with tfds.testing.mock_data(num_examples=10):
+        splits = load_splits(config, seed=0)
+    assert sorted(splits) == ["test", "train", "validation"]
+    assert splits["train"].label_names == ("negative", "positive")  # renamed from neg/pos
+    assert all(len(s) > 0 for s in splits.values())
