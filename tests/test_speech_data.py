@@ -214,3 +214,28 @@ def test_real_fsdd_and_speechocean762(real_data):
     screen.finish("speechocean762")
     assert len(kept) == 1280 and len({u.speaker for u in kept}) == 64
     assert load_audio(kept[0].path, 16000).size > 16000
+
+
+def test_make_splits_adds_speed_perturbed_training_copies(tmp_path):
+    from suites.speech.data import DataConfig, make_splits
+
+    for i in range(10):
+        _wav(tmp_path / f"w/{i}.wav", _tone())
+    words = ["zero", "one", "two"]
+    rows = [f"w/{i}.wav\tword {words[i % 3]}\t{'ab'[i % 2]}" for i in range(10)]
+    cfg = DataConfig(
+        source="manifest", data_dir=str(_manifest(tmp_path, rows)), test_speakers=["b"],
+        validation_fraction=0.0, speed_perturb=[0.9, 1.1],
+    )  # fmt: skip
+    splits = make_splits(cfg, 0, tmp_path / "cache", Screen("error"))
+    base = [u for u in splits["train"] if u.speed == 1.0]
+    assert len(base) == 5 and {u.speaker for u in base} == {"a"}
+    assert len(splits["train"]) == 15
+    assert sorted(u.id for u in splits["train"] if u.speed == 0.9) == sorted(
+        f"{u.id}@speed0.9" for u in base
+    )
+    assert {u.speaker for u in splits["test"]} == {"b"} and all(
+        u.speed == 1.0 for u in splits["test"]
+    )
+    with pytest.raises(ValueError, match="data.speed_perturb"):
+        DataConfig(speed_perturb=[1.0])

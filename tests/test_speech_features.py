@@ -167,3 +167,15 @@ def test_espeak_voices_rates_and_corpus(tmp_path):
     mtime = manifest.stat().st_mtime_ns
     synthesize_corpus(["yes", "no"], tmp_path, 16000, ["en-us", "en+m3"], [150], [50])
     assert manifest.stat().st_mtime_ns == mtime  # reused, not re-synthesised
+
+
+def test_speed_perturbation_scales_tempo_and_pitch():
+    from suites.speech.cache import speed_perturb
+
+    t = np.arange(16000) / 16000
+    wave = np.sin(2 * np.pi * 400 * t).astype(np.float32)
+    for speed in (0.9, 1.1):
+        out = speed_perturb(wave, 16000, speed)
+        assert abs(len(out) - 16000 / speed) <= 2
+        peak_hz = np.argmax(np.abs(np.fft.rfft(out))) * 16000 / len(out)
+        assert abs(peak_hz - 400 * speed) < 3

@@ -25,7 +25,8 @@ def cache_path(cache_dir: str | Path, split: str, utts: Sequence[Utterance], cfg
     """`<cache_dir>/<feature key>/<split>-<utterance-list hash>.tfrecord`."""
     digest = hashlib.sha1()
     for u in utts:
-        digest.update(f"{u.id}\t{u.source}\t{u.transcript}\n".encode())
+        source = os.path.abspath(u.path) if u.path else u.source
+        digest.update(f"{u.id}\t{source}\t{u.transcript}\t{u.speed}\n".encode())
     return Path(cache_dir) / cfg.key() / f"{split}-{digest.hexdigest()[:12]}.tfrecord"
 
 
@@ -34,8 +35,19 @@ def utterance_waveform(utt: Utterance, cfg: FeatureConfig, min_samples: int, sil
     if utt.audio is not None:
         wave = resample(np.asarray(utt.audio, np.float32), int(utt.audio_rate), cfg.sample_rate)
         check_waveform(wave, utt.source, min_samples, silence)
-        return wave
-    return load_audio(utt.path, cfg.sample_rate, min_samples, silence)
+    else:
+        wave = load_audio(utt.path, cfg.sample_rate, min_samples, silence)
+    if utt.speed != 1.0:  # Kaldi-style speed perturbation: tempo and pitch change together
+        wave = speed_perturb(wave, cfg.sample_rate, utt.speed)
+    return wave
+
+
+def speed_perturb(wave: np.ndarray, sample_rate: int, speed: float) -> np.ndarray:
+    """Plays `wave` `speed` times faster: resamples from `rate * speed` to `rate`."""
+    import librosa
+
+    out = librosa.resample(wave, orig_sr=sample_rate * speed, target_sr=sample_rate)
+    return out.astype(np.float32, copy=False)
 
 
 def _example(utt: Utterance, feats: np.ndarray) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -42,6 +43,8 @@ class DataConfig:
     synth_rates: list[int] = field(default_factory=lambda: [130, 170, 210])  # words per minute
     synth_pitches: list[int] = field(default_factory=lambda: [35, 50, 65])  # 0-100
     synth_augment: bool = False  # add espeak-ng speech of the training transcripts to train
+    speed_perturb: list[float] = field(default_factory=list)  # extra training copies at these
+    # speeds, e.g. [0.9, 1.1] (resampling: tempo and pitch change together, as in Kaldi)
     alphabet: str = DEFAULT_ALPHABET  # output characters (transcripts are lower-cased)
     bad_input: Literal["error", "skip"] = "error"  # bad audio/transcripts: raise or skip+report
     min_seconds: float = 0.05  # shorter clips count as bad input
@@ -57,6 +60,9 @@ class DataConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)  # acoustic features
 
     def __post_init__(self):
+        if any(not 0.5 <= s <= 2.0 or s == 1.0 for s in self.speed_perturb):
+            raise ValueError(f"data.speed_perturb: speeds must be in [0.5, 2] and not 1, got "
+                             f"{self.speed_perturb}")  # fmt: skip
         for key in ("validation_fraction", "test_fraction"):
             if not 0.0 <= getattr(self, key) < 1.0:
                 raise ValueError(f"data.{key} must be in [0, 1), got {getattr(self, key)}")
@@ -123,6 +129,12 @@ def make_splits(cfg: DataConfig, seed: int, cache_dir: Path, screen: Screen):
         for u in extra:
             u.speaker = f"synth:{u.speaker}"
         splits["train"] = splits["train"] + readers.screen_transcripts(extra, vocab, screen)
+    copies = [
+        dataclasses.replace(u, id=f"{u.id}@speed{speed:g}", speed=speed)
+        for speed in cfg.speed_perturb
+        for u in splits["train"]
+    ]
+    splits["train"] = splits["train"] + copies
     return splits
 
 

@@ -38,6 +38,7 @@ class Utterance:
     path: str | None = None
     audio: np.ndarray | None = field(default=None, repr=False)
     audio_rate: int | None = None
+    speed: float = 1.0  # speed perturbation applied when the audio is loaded (training copies)
 
     @property
     def source(self) -> str:

@@ -33,7 +33,8 @@ class SpeechTask(Task):
         super().__init__(config, run_dir)
         self.vocab = CharVocab(config.data.alphabet)
         cache = config.data.cache_dir
-        self.cache_dir = Path(cache) if cache else self.run_dir / "cache"
+        # Absolute: cache keys hash audio paths, which must not depend on the working directory.
+        self.cache_dir = (Path(cache) if cache else self.run_dir / "cache").absolute()
         self.caches: dict[str, tuple[Path, dict]] = {}
 
     @property
