@@ -10,7 +10,8 @@ Typical training pipeline (bucketing lives in the input pipeline, not in the mod
     ds = prefetch(ds)
 
 `snapshot_cache` persists expensive features (e.g. log-mel spectrograms) on disk keyed by a hash
-of the config that produced them, so a changed feature config never reads a stale cache.
+of the config that produced them, so a changed feature config never reads a stale cache (use a
+key that covers the data too, e.g. the data config).
 """
 
 from __future__ import annotations
@@ -62,21 +63,39 @@ def config_hash(obj: Any, length: int = 12) -> str:
 def snapshot_cache(
     ds: tf.data.Dataset, cache_root: str | Path, key: Any, name: str = "features"
 ) -> tf.data.Dataset:
-    """Persists `ds` under `cache_root/<name>-<config_hash(key)>` with `Dataset.snapshot`.
+    """Materialises `ds` once under `cache_root/<name>-<config_hash(key)>` and reads it from there.
 
-    The first full pass writes the snapshot (in the background, atomically per shard run);
-    later passes and runs with the same `key` read it instead of recomputing. Put it after the
-    expensive deterministic maps and before shuffling.
+    On the first call the whole dataset is computed and written with `Dataset.save` into a
+    temporary folder that is renamed into place when complete (a killed run leaves no partial
+    cache); later calls with the same `key` just `Dataset.load` it. The folder name depends only
+    on `key`, not on the graph, so features computed in Python (`tf.numpy_function`, librosa)
+    are reused too — which `Dataset.snapshot` (keyed by the graph fingerprint) cannot do. Put it
+    after the expensive deterministic maps and before shuffling.
 
     Args:
-        ds: the dataset of expensive features.
+        ds: the dataset of expensive features (finite).
         cache_root: folder for caches (e.g. the task's artifacts dir or a data cache dir).
-        key: whatever determines the features (dataclass/dict), hashed into the folder name.
+        key: everything that determines the features (dataclass/dict), hashed into the name.
         name: a readable prefix for the folder.
     """
+    import os
+    import shutil
+    import tempfile
+
     path = Path(cache_root) / f"{name}-{config_hash(key)}"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return ds.snapshot(str(path), compression="AUTO")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        try:
+            ds.save(str(tmp))
+            try:
+                os.rename(tmp, path)
+            except OSError:  # another process (worker) finished the same cache first
+                if not path.exists():
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return tf.data.Dataset.load(str(path), element_spec=ds.element_spec)
 
 
 def _lengths(ds: tf.data.Dataset, length_fn: Callable, max_elements: int | None) -> np.ndarray:
