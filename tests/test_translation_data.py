@@ -71,6 +71,12 @@ def test_clean_pairs_counts_empty_and_too_long():
     assert "kept 2 of 5" in str(report) and "1 over the length limit" in str(report)
     kept, report = data.clean_pairs(pairs, max_length=None, length=len)
     assert report.too_long == 0 and len(kept) == 3
+    kept, report = data.clean_pairs([("x", "abc"), ("abc", "x")], 2, length=len, target_length=len)
+    assert report.too_long == 2
+    kept, report = data.clean_pairs(
+        [("x", "abc"), ("abc", "x")], 2, length=len, target_length=lambda s: 1
+    )
+    assert kept == [("x", "abc")] and report.kept_indices == [0]
 
 
 def _tatoeba_zip(path, lines):

@@ -19,6 +19,7 @@ import yaml
 from shared import cli
 from shared.config import load_config
 from shared.training.loop import load_checkpoint
+from suites.translation.attention import attention_map, plot_attention
 from suites.translation.decoding import beam_search, greedy_decode, sequence_log_prob
 from suites.translation.serving import encode_source, translate
 from suites.translation.task import TranslationTask, generate_pairs, toy_lexicon
@@ -93,6 +94,23 @@ def test_attention_follows_the_reversal(trained):
             hits += int(np.argmax(weights[row, i]) == n - 1 - i)
             total += 1
     assert total > 50 and hits / total >= 0.7
+
+
+@pytest.mark.slow
+def test_attention_map_and_plot(trained, tmp_path):
+    _, task, model = trained
+    source_tok, target_tok = task.tokenizers()
+    sentence, reference = task.raw_pairs("test")[0]
+    amap = attention_map(model, source_tok, target_tok, sentence, 1.5, 4)
+    assert (
+        amap.translation
+        == task.translate_texts(model, [sentence], task.decoders(model)["greedy"])[0]
+    )
+    assert amap.source_pieces[-1] == amap.target_pieces[-1] == "</s>"
+    assert amap.weights.shape == (len(amap.target_pieces), len(amap.source_pieces))
+    np.testing.assert_allclose(amap.weights.sum(axis=1), 1.0, rtol=1e-5)
+    plot_attention(amap, tmp_path / "attention.png")
+    assert (tmp_path / "attention.png").stat().st_size > 1000
 
 
 @pytest.mark.slow
