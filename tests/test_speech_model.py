@@ -74,7 +74,7 @@ def test_lexicon_decode_picks_the_most_likely_entry():
     logits = rng.normal(size=(4, 12, 5)).astype(np.float32) * 3
     lengths = np.array([12, 9, 6, 3], np.int32)
     lexicon = [[0], [1, 2], [2, 2, 3], [3, 0, 1]]
-    got = lexicon_decode(logits, lengths, lexicon)
+    got = lexicon_decode(logits, lengths, lexicon).numpy()
     for i in range(4):
         nll = [_numpy_ctc_nll(logits[i, : lengths[i]].astype(np.float64), e, 4) for e in lexicon]
         assert got[i] == int(np.argmin(nll))

@@ -14,9 +14,9 @@ from shared.config import load_config
 from shared.task import get_task
 from shared.training import loop
 from suites.speech.audio import load_audio, resample
-from suites.speech.decoding import ctc_decode, sparse_to_lists
+from suites.speech.decoding import ctc_decode, lexicon_decode, sparse_to_lists
 from suites.speech.features import compute_features
-from suites.speech.serving import pad_batch, read_sample_rate
+from suites.speech.serving import export_server, pad_batch, read_sample_rate
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -81,6 +81,16 @@ def test_export_round_trip_equals_keras_decode(trained, tmp_path):
     ids = sparse_to_lists(ctc_decode(y["logits"], y["logit_lengths"]), len(feats))
     assert exported == [task.vocab.decode(i) for i in ids]
     assert np.mean([h == r for h, r in zip(exported, refs, strict=True)]) >= 0.9
+    # A lexicon-decoding export equals the task's lexicon decode of the same utterances.
+    lex_dir = tmp_path / "export_lexicon"
+    export_server(model, cfg, task.vocab.alphabet, lex_dir, lexicon=task.config.model.lexicon)
+    served = tf.saved_model.load(str(lex_dir)).signatures["serving_default"](
+        waveform=tf.constant(batch), waveform_length=tf.constant(lengths)
+    )
+    lexicon = task.config.model.lexicon
+    lex_ids = [task.vocab.encode(w) for w in lexicon]
+    best = lexicon_decode(y["logits"], y["logit_lengths"], lex_ids).numpy()
+    assert [t.decode() for t in served["transcript"].numpy()] == [lexicon[j] for j in best]
 
 
 def test_cli_predict_any_rate_and_bad_files(trained, tmp_path, capsys):

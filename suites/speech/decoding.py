@@ -44,11 +44,12 @@ def ids_to_strings(sparse: tf.SparseTensor, alphabet: str, batch_size: tf.Tensor
     return tf.strings.reduce_join(ragged, axis=1)
 
 
-def lexicon_decode(logits, lengths, lexicon: list[list[int]]) -> np.ndarray:
+def lexicon_decode(logits, lengths, lexicon: list[list[int]]) -> tf.Tensor:
     """Closed-vocabulary decoding: the entry of `lexicon` with the highest CTC likelihood.
 
     Scores every (utterance, entry) pair with `tf.nn.ctc_loss` (blank = last class), i.e. exact
-    word-level decoding for a small vocabulary such as the ten digits. Returns entry indices [B].
+    word-level decoding for a small vocabulary such as the ten digits. Returns entry indices
+    `int64 [B]` (graph-safe: used in the export too).
     """
     logits = tf.convert_to_tensor(logits, tf.float32)
     batch, k = tf.shape(logits)[0], len(lexicon)
@@ -65,4 +66,4 @@ def lexicon_decode(logits, lengths, lexicon: list[list[int]]) -> np.ndarray:
         logits_time_major=False,
         blank_index=-1,
     )
-    return tf.argmin(tf.reshape(loss, [batch, k]), axis=1).numpy()
+    return tf.argmin(tf.reshape(loss, [batch, k]), axis=1)

@@ -46,6 +46,7 @@ class ModelConfig:
     export_beam_width: int = 0  # decoder of the SavedModel: 0 = greedy, >= 1 = beam width
     lexicon: list[str] = field(default_factory=list)  # closed vocabulary (e.g. the ten digit
     # words): evaluate also reports lexicon-constrained decoding (best CTC likelihood entry)
+    export_lexicon: bool = False  # the SavedModel decodes with `lexicon` (needs a lexicon)
 
     def __post_init__(self):
         positive = ("stride", "conv_filters", "conv_kernel", "lstm_units", "lstm_layers")
@@ -54,6 +55,8 @@ class ModelConfig:
                 raise ValueError(f"model.{key} must be >= 1, got {getattr(self, key)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if self.export_lexicon and not self.lexicon:
+            raise ValueError("model.export_lexicon needs a non-empty model.lexicon")
         if self.beam_width < 1:
             raise ValueError(f"model.beam_width must be >= 1, got {self.beam_width}")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from suites.speech.decoding import ctc_decode, ids_to_strings
+from suites.speech.decoding import ctc_decode, ids_to_strings, lexicon_decode
 from suites.speech.features import FeatureConfig
 from suites.speech.tf_features import TFFeatureExtractor
 
@@ -23,12 +23,22 @@ SAMPLE_RATE_ASSET = "sample_rate.txt"
 class SpeechServer(tf.Module):
     """Wraps the Keras acoustic model with the TF feature extractor and a CTC decoder."""
 
-    def __init__(self, model, features: FeatureConfig, alphabet: str, beam_width: int = 0):
+    def __init__(
+        self,
+        model,
+        features: FeatureConfig,
+        alphabet: str,
+        beam_width: int = 0,
+        lexicon: list[str] | None = None,
+    ):
         super().__init__(name="speech_server")
         self.model = model
         self.extractor = TFFeatureExtractor(features)
         self.alphabet = alphabet
         self.beam_width = beam_width
+        self.lexicon = list(lexicon or [])
+        ids = {c: i for i, c in enumerate(alphabet)}
+        self._lexicon_ids = [[ids[c] for c in word] for word in self.lexicon]
 
     @tf.function(
         input_signature=[
@@ -39,15 +49,27 @@ class SpeechServer(tf.Module):
     def serve(self, waveform, waveform_length):
         feats, lengths = self.extractor(waveform, waveform_length)
         out = self.model({"features": feats, "feature_lengths": lengths}, training=False)
+        if self.lexicon:
+            best = lexicon_decode(out["logits"], out["logit_lengths"], self._lexicon_ids)
+            return {"transcript": tf.gather(tf.constant(self.lexicon), best)}
         sparse = ctc_decode(out["logits"], out["logit_lengths"], self.beam_width)
         return {"transcript": ids_to_strings(sparse, self.alphabet, tf.shape(waveform)[0])}
 
 
 def export_server(
-    model, features: FeatureConfig, alphabet: str, out_dir: str | Path, beam_width: int = 0
+    model,
+    features: FeatureConfig,
+    alphabet: str,
+    out_dir: str | Path,
+    beam_width: int = 0,
+    lexicon: list[str] | None = None,
 ) -> None:
-    """Saves a `SpeechServer` as a SavedModel with `assets/sample_rate.txt`."""
-    server = SpeechServer(model, features, alphabet, beam_width)
+    """Saves a `SpeechServer` as a SavedModel with `assets/sample_rate.txt`.
+
+    The decoder is greedy, beam search (`beam_width` >= 1) or, given a `lexicon`, the entry with
+    the highest CTC likelihood.
+    """
+    server = SpeechServer(model, features, alphabet, beam_width, lexicon)
     with tempfile.TemporaryDirectory() as tmp:
         rate_file = Path(tmp) / SAMPLE_RATE_ASSET
         rate_file.write_text(f"{features.sample_rate}\n")

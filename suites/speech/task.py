@@ -176,7 +176,7 @@ class SpeechTask(Task):
                 decoded = ctc_decode(out["logits"], out["logit_lengths"], width)
                 sink.extend(self.vocab.decode(x) for x in sparse_to_lists(decoded, n))
             if lex_ids:
-                best = lexicon_decode(out["logits"], out["logit_lengths"], lex_ids)
+                best = lexicon_decode(out["logits"], out["logit_lengths"], lex_ids).numpy()
                 constrained.extend(self.vocab.decode(lex_ids[j]) for j in best)
             ids.extend(x.decode() for x in batch["id"].numpy())
             refs.extend(x.decode() for x in batch["transcript"].numpy())
@@ -219,9 +219,11 @@ class SpeechTask(Task):
     def export(self, model, out_dir: Path) -> None:
         from suites.speech.serving import export_server
 
+        m = self.config.model
+        lexicon = [self.vocab.normalize(w) for w in m.lexicon] if m.export_lexicon else None
         export_server(
             model, self.config.data.features, self.vocab.alphabet, out_dir,
-            self.config.model.export_beam_width,
+            m.export_beam_width, lexicon,
         )  # fmt: skip
 
     @classmethod
