@@ -175,7 +175,8 @@ def batches(
         [
             ctc_feasible(f, t, stride)
             for f, t in zip(meta["frames"], meta["transcripts"], strict=True)
-        ]
+        ],
+        dtype=bool,
     )
     ds = read_cache(path, cfg.features.dim)
     if not keep.all():
