@@ -77,15 +77,18 @@ def make_steps(name: str, batch: int, length: int, features: int, units: int):
     return forward, train
 
 
-def time_interleaved(fns: dict, repeats: int) -> dict:
-    times = {name: [] for name in fns}
+def time_interleaved(fns: dict, repeats: int) -> tuple[dict, dict]:
+    """Median wall-clock and process-CPU seconds per call of each function."""
+    wall = {name: [] for name in fns}
+    cpu = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            start = time.perf_counter()
-            out = fn()
-            np.asarray(out)  # wait for the result
-            times[name].append(time.perf_counter() - start)
-    return {name: float(np.median(v)) for name, v in times.items()}
+            start, start_cpu = time.perf_counter(), time.process_time()
+            np.asarray(fn())  # wait for the result
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+    med = {name: float(np.median(v)) for name, v in wall.items()}
+    return med, {name: float(np.median(v)) for name, v in cpu.items()}
 
 
 def probe_memory(name: str, batch: int, length: int, features: int, units: int) -> float:
@@ -163,8 +166,8 @@ def main(argv: list[str] | None = None) -> dict:
         fwd, train = {}, {}
         for name in args.variants:
             fwd[name], train[name] = make_steps(name, args.batch, length, args.features, args.units)
-        t_fwd = time_interleaved(fwd, args.repeats)
-        t_train = time_interleaved(train, args.repeats)
+        t_fwd, cpu_fwd = time_interleaved(fwd, args.repeats)
+        t_train, cpu_train = time_interleaved(train, args.repeats)
         for name in args.variants:
             ref = REFERENCE[name]
             row = {
@@ -176,6 +179,8 @@ def main(argv: list[str] | None = None) -> dict:
                 "forward_steps_per_s": args.batch * length / t_fwd[name],
                 "train_ratio": t_train[ref] / t_train[name] if ref in t_train else None,
                 "forward_ratio": t_fwd[ref] / t_fwd[name] if ref in t_fwd else None,
+                "train_cpu_s": cpu_train[name],
+                "train_cpu_ratio": cpu_train[ref] / cpu_train[name] if ref in cpu_train else None,
             }
             if not args.no_memory:
                 row["peak_mb"] = peak_memory_mb(name, args.batch, length, args.features, args.units)
@@ -183,7 +188,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     mem_ref = {(r["T"], r["variant"]): r.get("peak_mb") for r in report["results"]}
     header = (
-        f"{'T':>5} {'variant':<33} {'train tb/s':>11} {'ratio':>6} "
+        f"{'T':>5} {'variant':<33} {'train tb/s':>11} {'ratio':>6} {'cpu ratio':>9} "
         f"{'fwd tb/s':>11} {'ratio':>6} {'peak MB':>8} {'mem ratio':>9}"
     )
     print(header)
@@ -193,7 +198,8 @@ def main(argv: list[str] | None = None) -> dict:
         mem_ratio = mem / ref_mem if mem and ref_mem else float("nan")
         print(
             f"{r['T']:>5} {r['variant']:<33} {r['train_steps_per_s']:>11.0f} "
-            f"{_nan_if_none(r['train_ratio']):>6.2f} {r['forward_steps_per_s']:>11.0f} "
+            f"{_nan_if_none(r['train_ratio']):>6.2f} {_nan_if_none(r['train_cpu_ratio']):>9.2f} "
+            f"{r['forward_steps_per_s']:>11.0f} "
             f"{_nan_if_none(r['forward_ratio']):>6.2f} {mem if mem else float('nan'):>8.0f} "
             f"{mem_ratio:>9.2f}"
         )

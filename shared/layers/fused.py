@@ -14,15 +14,16 @@ Everything carries a leading "direction" axis `D`: `D = 1` is a plain LSTM, `D =
 forward and backward directions of a bidirectional layer in the same loop, so both recurrent
 matmuls are one batched matmul per step.
 
-Shapes (time-major inside):
-    x_proj:  (D, T, B, 4u)  input projection incl. bias, gate order [i, f, c, o]
+Shapes (time-major, direction second, so that the loop indexes time without any transpose:
+a transpose of the stacked projection alone was measured to cost more than the whole loop):
+    x_proj:  (T, D, B, 4u)  input projection incl. bias, gate order [i, f, c, o]
     h0, c0:  (D, B, u)
     kernel:  (D, u, 4u)     recurrent kernel
     peep:    (D, 3, u)      peephole weights, rows [i, f, o] (or None)
-    mask:    (D, T, B, 1)   1.0 where a step is valid, 0.0 where it is padding (or None)
+    mask:    (T, D, B, 1)   1.0 where a step is valid, 0.0 where it is padding (or None)
     rec_mask:(D, B, u)      recurrent dropout mask applied to h_{t-1} (or None)
 Returns:
-    h_seq (D, T, B, u): the carried hidden state after every step (padding steps carry it over),
+    h_seq (T, D, B, u): the carried hidden state after every step (padding steps carry it over),
     h_T, c_T (D, B, u): final states.
 
 Only the standard activations (sigmoid gates, tanh cell) are supported here: the backward pass
@@ -123,16 +124,70 @@ def _backward_loop(dh_seq, dh_last, dc_last, a_dc, b_all, b_c, kernels_t, mt, rm
     return dz_ta.stack(), dh0, dc0
 
 
-def _backward(
-    zx, h0, c0, kernel, p, mt, rm, c_seq, h_seq, dh_seq, dh_last, dc_last, jit_compile=False
+def _backward_loop_recompute(
+    zx, h0, c0, kernels, kernels_t, p, mt, rm, c_seq, h_seq, dh_seq, dh_last, dc_last
 ):
-    """Gradients of the recurrence; returns (dz, dh0, dc0, d_kernel, d_peep or None)."""
-    squeeze = zx.shape.rank == 3
-    c_prev = tf.concat([c0[None], c_seq[:-1]], axis=0)
-    h_prev = tf.concat([h0[None], h_seq[:-1]], axis=0)
-    hp = h_prev if rm is None else h_prev * rm
-    kernels = [kernel] if squeeze else tf.unstack(kernel)
+    """The reverse loop recomputing each step's gates inside the loop (for XLA).
 
+    Stores nothing per step but the gate gradients: memory stays at the forward's own
+    (zx, c, h) plus dz. Under XLA the ~50 small ops of a step fuse into a few kernels.
+    Returns dz (T, [D,] B, 4u), dh0, dc0.
+    """
+    steps = tf.shape(zx)[0]
+    if p is not None:
+        p_i, p_f, p_o = (p[..., k : k + 1, :] for k in range(3))
+
+    def back(t, dh_carry, dc_carry, dz_ta):
+        first = t > 0
+        prev = tf.maximum(t - 1, 0)
+        h_prev = tf.where(first, h_seq[prev], h0)
+        c_prev = tf.where(first, c_seq[prev], c0)
+        c_t = c_seq[t]
+        hr = h_prev if rm is None else h_prev * rm
+        z_i, z_f, z_c, z_o = tf.split(zx[t] + _step_matmul(hr, kernels), 4, axis=-1)
+        if p is not None:
+            z_i = z_i + c_prev * p_i
+            z_f = z_f + c_prev * p_f
+            z_o = z_o + c_t * p_o
+        i, f, o, g = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.sigmoid(z_o), tf.tanh(z_c)
+        tanh_c = tf.tanh(c_t)
+        dh = dh_seq[t] + dh_carry
+        if mt is not None:
+            valid = mt[t]
+            dh_v, dc_v = dh * valid, dc_carry * valid
+        else:
+            dh_v, dc_v = dh, dc_carry
+        dz_o = dh_v * tanh_c * o * (1.0 - o)
+        dc = dc_v + dh_v * o * (1.0 - tanh_c * tanh_c)
+        if p is not None:
+            dc = dc + dz_o * p_o
+        dz_i = dc * g * i * (1.0 - i)
+        dz_f = dc * c_prev * f * (1.0 - f)
+        dz = tf.concat([dz_i, dz_f, dc * i * (1.0 - g * g), dz_o], axis=-1)
+        dh_prev = _step_matmul(dz, kernels_t)
+        if rm is not None:
+            dh_prev = dh_prev * rm
+        dc_prev = dc * f
+        if p is not None:
+            dc_prev = dc_prev + dz_i * p_i + dz_f * p_f
+        if mt is not None:
+            dh_prev = dh_prev + (dh - dh_v)
+            dc_prev = dc_prev + (dc_carry - dc_v)
+        return t - 1, dh_prev, dc_prev, dz_ta.write(t, dz)
+
+    _, dh0, dc0, dz_ta = tf.while_loop(
+        lambda t, *_: t >= 0,
+        back,
+        (steps - 1, dh_last, dc_last, tf.TensorArray(zx.dtype, steps)),
+        parallel_iterations=_PARALLEL_ITERATIONS,
+    )
+    return dz_ta.stack(), dh0, dc0
+
+
+def _backward_precomputed(
+    zx, hp, c_prev, c_seq, p, mt, rm, kernels, kernels_t, dh_seq, dh_last, dc_last
+):
+    """Graph-mode backward: gate factors for all steps at once, then a short reverse loop."""
     # Recompute the gates of every step at once.
     z_i, z_f, z_c, z_o = tf.split(zx + _seq_matmul(hp, kernels), 4, axis=-1)
     if p is not None:
@@ -154,9 +209,32 @@ def _backward(
         a_dc = a_dc + a_o * p_o
         b_c = b_c + b_i * p_i + b_f * p_f
     b_all = tf.concat([b_i, b_f, i * (1.0 - g * g), a_o], axis=-1)
+    return _backward_loop(dh_seq, dh_last, dc_last, a_dc, b_all, b_c, kernels_t, mt, rm)
+
+
+def _backward(
+    zx, h0, c0, kernel, p, mt, rm, c_seq, h_seq, dh_seq, dh_last, dc_last, jit_compile=False
+):
+    """Gradients of the recurrence; returns (dz, dh0, dc0, d_kernel, d_peep or None).
+
+    Graph mode precomputes every gate-dependent factor for all steps at once (few large ops,
+    a short loop body); XLA mode recomputes the gates inside the loop, which XLA fuses, and so
+    keeps no (T, B, ·) temporaries.
+    """
+    squeeze = zx.shape.rank == 3
+    c_prev = tf.concat([c0[None], c_seq[:-1]], axis=0)
+    h_prev = tf.concat([h0[None], h_seq[:-1]], axis=0)
+    hp = h_prev if rm is None else h_prev * rm
+    kernels = [kernel] if squeeze else tf.unstack(kernel)
     kernels_t = [tf.transpose(k) for k in kernels]  # (4u, u) each
-    loop = _backward_loop_xla if jit_compile else _backward_loop
-    dz, dh0, dc0 = loop(dh_seq, dh_last, dc_last, a_dc, b_all, b_c, kernels_t, mt, rm)
+    if jit_compile:
+        dz, dh0, dc0 = _backward_loop_recompute_xla(
+            zx, h0, c0, kernels, kernels_t, p, mt, rm, c_seq, h_seq, dh_seq, dh_last, dc_last
+        )
+    else:
+        dz, dh0, dc0 = _backward_precomputed(
+            zx, hp, c_prev, c_seq, p, mt, rm, kernels, kernels_t, dh_seq, dh_last, dc_last
+        )
 
     # Weight gradients: a few large ops over all steps (one GEMM per direction).
     units = tf.shape(h0)[-1]
@@ -188,7 +266,9 @@ def _backward(
 # autodiff because the backward pass here is a plain loop, not a differentiated one. The large
 # GEMMs stay outside, on TensorFlow's multi-threaded kernels. Compiled once per input shape.
 _forward_xla = tf.function(_forward, jit_compile=True, reduce_retracing=False)
-_backward_loop_xla = tf.function(_backward_loop, jit_compile=True, reduce_retracing=False)
+_backward_loop_recompute_xla = tf.function(
+    _backward_loop_recompute, jit_compile=True, reduce_retracing=False
+)
 
 
 def fused_peephole_lstm(
@@ -206,31 +286,29 @@ def fused_peephole_lstm(
     extras = [t for t in (peep, mask, rec_mask) if t is not None]
     forward = _forward_xla if jit_compile else _forward
 
-    # With one direction the direction axis is dropped inside, so that every step runs a plain
-    # 2-D matmul instead of a batched one.
-    squeeze = x_proj.shape[0] == 1
+    # With one direction the direction axis is dropped inside (free reshapes), so that every
+    # step runs a plain 2-D matmul instead of a batched one.
+    squeeze = x_proj.shape[1] == 1
     if squeeze:
-        x_proj, h0, c0, kernel = x_proj[0], h0[0], c0[0], kernel[0]
-        extras = [e[0] for e in extras]
-    perm = [0, 1, 2] if squeeze else [1, 0, 2, 3]  # to and from time-major
+        x_proj = tf.squeeze(x_proj, 1)
+        h0, c0, kernel = h0[0], c0[0], kernel[0]
+        extras = [tf.squeeze(e, 1) if e is mask else e[0] for e in extras]
 
     @tf.custom_gradient
-    def run(x_proj, h0, c0, kernel, *extra):
+    def run(zx, h0, c0, kernel, *extra):
         # The gradient is `grad` below: keep the tape from recording the forward ops (in eager
         # mode it would otherwise keep every intermediate alive, and differentiate XLA calls).
-        x_proj, h0, c0, kernel = (tf.stop_gradient(t) for t in (x_proj, h0, c0, kernel))
+        zx, h0, c0, kernel = (tf.stop_gradient(t) for t in (zx, h0, c0, kernel))
         extra = [tf.stop_gradient(t) for t in extra]
         it = iter(extra)
         p = next(it) if use_peep else None
-        m = next(it) if use_mask else None
+        mt = next(it) if use_mask else None
         rm = next(it) if use_rdrop else None
-        zx = tf.transpose(x_proj, perm)  # (T, [D,] B, 4u)
-        mt = tf.transpose(m, perm) if use_mask else None
         c_seq, h_seq, h_last, c_last = forward(zx, h0, c0, kernel, p, mt, rm)
 
         def grad(dh_seq, dh_last, dc_last, variables=None):
             # Outputs nobody used arrive as None.
-            dh_seq = tf.zeros_like(h_seq) if dh_seq is None else tf.transpose(dh_seq, perm)
+            dh_seq = tf.zeros_like(h_seq) if dh_seq is None else dh_seq
             dh_last = tf.zeros_like(h0) if dh_last is None else dh_last
             dc_last = tf.zeros_like(c0) if dc_last is None else dc_last
             dz, dh0, dc0, d_kernel, d_peep = _backward(
@@ -250,14 +328,14 @@ def fused_peephole_lstm(
             )
             d_extra = [d_peep] if use_peep else []
             if use_mask:
-                d_extra.append(tf.zeros_like(m))
+                d_extra.append(tf.zeros_like(mt))
             if use_rdrop:
                 d_extra.append(tf.zeros_like(rm))
-            return (tf.transpose(dz, perm), dh0, dc0, d_kernel, *d_extra)
+            return (dz, dh0, dc0, d_kernel, *d_extra)
 
-        return (tf.transpose(h_seq, perm), h_last, c_last), grad
+        return (h_seq, h_last, c_last), grad
 
     h_seq, h_last, c_last = run(x_proj, h0, c0, kernel, *extras)
     if squeeze:
-        return h_seq[None], h_last[None], c_last[None]
+        return tf.expand_dims(h_seq, 1), h_last[None], c_last[None]
     return h_seq, h_last, c_last

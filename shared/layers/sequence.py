@@ -11,7 +11,6 @@ processed step.
 from __future__ import annotations
 
 import tensorflow as tf
-from keras import ops
 
 from shared.layers.fused import fused_peephole_lstm
 
@@ -88,10 +87,10 @@ def run_fused(layers, sequences, initial_states, mask, training):
                 for cell, state in zip(cells, initial_states)
             ]
         )
-    mask_stack = None if mask_tm is None else tf.stack(masks)
+    mask_stack = None if mask_tm is None else tf.stack(masks, axis=1)  # (T, D, B, 1)
 
     h_seq, h_last, c_last = fused_peephole_lstm(
-        tf.stack(projs),
+        tf.stack(projs, axis=1),  # (T, D, B, 4u)
         h0,
         c0,
         kernel,
@@ -102,9 +101,9 @@ def run_fused(layers, sequences, initial_states, mask, training):
     )
     results = []
     for d, layer in enumerate(layers):
-        m = None if mask_stack is None else mask_stack[d]
-        out_tm = _outputs(h_seq[d], m, layer.zero_output_for_mask)
+        m = None if mask_stack is None else masks[d]
+        out_tm = _outputs(h_seq[:, d], m, layer.zero_output_for_mask)
         last_output = out_tm[-1]
-        outputs = ops.transpose(out_tm, [1, 0, 2])
+        outputs = tf.transpose(out_tm, [1, 0, 2]) if layer.return_sequences else out_tm
         results.append((last_output, outputs, [h_last[d], c_last[d]]))
     return results
