@@ -105,10 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read inputs, one per line, from FILE ('-' for stdin)")
 
     p = sub.add_parser("demo", parents=[_common(debug_only=True)], formatter_class=fmt,
-                       help="run a tiny task end to end, offline, and print a summary table")
-    p.add_argument("--task", default="toy", help="which demo to run (default: toy)")
+                       help="train, evaluate, export and query the tiny tasks, offline; "
+                            "print a summary table")
+    p.add_argument("--task", action="append", choices=["sentiment", "translation", "speech",
+                                                       "toy"],
+                   help="run only this task's demo (repeatable; default: sentiment, "
+                        "translation and speech)")
     p.add_argument("--run-dir", type=Path, metavar="DIR",
-                   help="keep the demo's run here (default: a temporary directory)")
+                   help="where the demo runs and exports go (default: runs/demo)")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch progress output")
     return parser
 
 
@@ -142,7 +147,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from shared.demo import run_demo
 
-        return run_demo(args.task, args.run_dir)
+        return run_demo(args.task, args.run_dir, quiet=args.quiet)
     try:
         task_cls = get_task(args.task)
     except ValueError as err:
