@@ -200,8 +200,6 @@ def train(
         RunDirError: the run directory holds something else (module docstring).
         TrainingDivergedError: the loss became NaN/inf (the message says where).
     """
-    import contextlib
-
     import keras
 
     from shared.training import strategy as st
@@ -279,11 +277,9 @@ def train(
                 cb.set_state(record["callbacks"][key])
 
     verbose = cbs.verbosity(t.progress, sys.stdout.isatty())
-    fix = contextlib.nullcontext()
-    if st.is_multi_worker(strategy):
-        from shared.training.multiworker_fix import multi_worker_fit_fix
+    from shared.training.multiworker_fix import multi_worker_fit_fix
 
-        fix = multi_worker_fit_fix()
+    fix = multi_worker_fit_fix()  # no-op without a distribution strategy
 
     history: dict[str, list[float]] = {}
     phases = []  # (first epoch, last epoch or None, steps per epoch, batches to skip)

@@ -1,22 +1,24 @@
-"""THE workaround for tensorflow#72388 (keras#20585): Keras 3 `fit` on MultiWorkerMirroredStrategy.
+"""THE workaround for tensorflow#72388 (keras#20585): Keras 3 `fit` under tf.distribute strategies.
 
-With >1 worker, Keras 3.x (checked on 3.15 + TF 2.21) breaks `fit` in two places of
+Keras 3.x (checked on 3.15 + TF 2.21) breaks or perturbs `fit` in two places of
 `keras/src/backend/tensorflow/trainer.py`:
 
-1. `TensorFlowTrainer._maybe_symbolic_build` peeks one distributed batch to build the model and
-   passes the `PerReplica` batch to `strategy.reduce("MEAN", batch, axis=None)`; in multi-worker
-   mode that converts the PerReplica to a tensor and fails with
-   "Attempt to convert a value (PerReplica:{...}) with an unsupported type ... to a Tensor".
-   Only the *shapes* of the batch are needed, so we use the first local replica's value.
+1. `TensorFlowTrainer._maybe_symbolic_build` pulls one batch from `fit`'s iterator to build the
+   model (under any strategy). With >1 worker it then passes the `PerReplica` batch to
+   `strategy.reduce("MEAN", batch, axis=None)`, which fails with "Attempt to convert a value
+   (PerReplica:{...}) with an unsupported type ... to a Tensor" (tensorflow#72388). Under every
+   strategy, the extra iterator also advances the dataset's seeded shuffle, so a mirrored run
+   trains on another data order than a single-device run with the same seed. Only shapes and
+   dtypes are needed: we build from the dataset's `element_spec` and never touch the data.
 2. `reduce_per_replica(..., reduction="mean")` (used on the step's logs) calls
-   `strategy.reduce("MEAN", v, axis=0)`: for the scalar losses/metrics in the logs axis 0 does not
-   exist, and for vector metrics it would average the vector itself. The non-multi-worker branch
-   averages across replicas only; we do the same with `axis=None`.
+   `strategy.reduce("MEAN", v, axis=0)` in multi-worker mode: for the scalar losses/metrics in
+   the logs axis 0 does not exist, and for vector metrics it would average the vector itself.
+   The single-worker branch averages across replicas only; we do the same with `axis=None`.
 
-`tests/test_strategy.py::test_multi_worker_fit_*` runs an unpatched `fit` on two workers first and
-FAILS with a message telling you to delete this module once upstream works without it.
-Use it as a context manager around `fit`/`evaluate` (the training loop does so only for
-multi-worker strategies); it restores Keras' originals on exit.
+Canaries in `tests/test_strategy.py` run the unpatched paths (two workers; mirrored on two CPU
+devices) and FAIL with a message telling you to delete this module once upstream is fixed.
+Use it as a context manager around `fit`/`evaluate`; it restores Keras' originals on exit and is
+a no-op without a distribution strategy.
 """
 
 from __future__ import annotations
@@ -30,20 +32,12 @@ from keras.src.backend.tensorflow import trainer as tf_trainer
 UPSTREAM_ISSUE = "https://github.com/tensorflow/tensorflow/issues/72388"
 
 
-def _local_first(value):
-    if isinstance(value, tf.distribute.DistributedValues):
-        return value.values[0]
-    return value
-
-
 def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-    """Copy of Keras' method that builds from the first replica's batch instead of reducing it."""
+    """Keras' method, building from the dataset's element_spec instead of pulling a batch."""
     if self._distribute_strategy is None:
         return
     if iterator is not None:
-        for _, _, it in iterator:
-            data_batch = tf.nest.map_structure(_local_first, next(it))
-            break
+        data_batch = iterator.data_adapter.get_tf_dataset().element_spec
     with self.distribute_strategy.scope():
         self._symbolic_build(data_batch=data_batch)
 
@@ -63,7 +57,7 @@ def _make_reduce_per_replica(original):
 
 @contextlib.contextmanager
 def multi_worker_fit_fix() -> Iterator[None]:
-    """Patches Keras' TF trainer for multi-worker `fit` while the context is active."""
+    """Patches Keras' TF trainer for distributed `fit` while the context is active."""
     original_reduce = tf_trainer.reduce_per_replica
     original_build = tf_trainer.TensorFlowTrainer._maybe_symbolic_build
     tf_trainer.reduce_per_replica = _make_reduce_per_replica(original_reduce)
