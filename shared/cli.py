@@ -61,6 +61,22 @@ def _config_args(parser: argparse.ArgumentParser, required: bool) -> None:
                         metavar="KEY=VALUE", help="override a config key (repeatable)")
 
 
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parses the command line; `predict` also takes inputs after its options.
+
+    argparse stops filling a positional once it has matched it (even empty), so in
+    `predict sentiment --export DIR "text"` the text would be left over: such leftovers are
+    the predict inputs. Anything else left over is an error, as usual.
+    """
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "predict" and not any(e.startswith("-") for e in extra):
+        args.inputs = list(args.inputs) + extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `lstm-suite` (also documents every option in --help)."""
     parser = argparse.ArgumentParser(
@@ -97,8 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", parents=[_common()], formatter_class=fmt,
                        help="run an export on inputs; one output line per input")
-    p.add_argument("--export-dir", type=Path, metavar="DIR",
+    p.add_argument("--export", "--export-dir", dest="export_dir", type=Path, metavar="DIR",
                    help="SavedModel to use (default: the newest export of --run-dir)")
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="inputs (texts; for speech, audio file paths); same as --input")
     p.add_argument("--input", action="append", default=[], metavar="TEXT",
                    help="an input (repeatable); for speech, a path to an audio file")
     p.add_argument("--input-file", type=Path, metavar="FILE",
@@ -154,7 +172,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         raise _UsageError(str(err)) from err
     if args.command == "predict":
         export_dir = args.export_dir or loop.latest_export(_run_dir(args))
-        inputs = list(args.input)
+        inputs = list(args.inputs) + list(args.input)
         if args.input_file is not None:
             if str(args.input_file) == "-":
                 lines = sys.stdin.read().splitlines()
@@ -188,7 +206,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `lstm-suite`; returns (and, as a script, exits with) the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     if not args.debug:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:

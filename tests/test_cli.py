@@ -128,3 +128,14 @@ def test_console_script_demo(tmp_path):
     predictions = [line for line in examples if line.startswith("toy ")]
     assert len(predictions) == 4 and all("\t" in line for line in predictions)
     assert (tmp_path / "demo" / "toy" / "metrics.json").exists()
+
+
+def test_predict_takes_positional_inputs_and_export_flag():
+    args = cli.parse_args(["predict", "sentiment", "--export", "/x", "good film", "bad"])
+    assert args.export_dir == Path("/x") and args.inputs == ["good film", "bad"]
+    args = cli.parse_args(["predict", "sentiment", "a b", "--export", "/x", "c"])
+    assert args.inputs == ["a b", "c"]
+    with pytest.raises(SystemExit):
+        cli.parse_args(["train", "toy", "--config", "x.yaml", "stray"])
+    args = cli.parse_args(["predict", "toy", "--export-dir", "/y", "--input", "1100"])
+    assert args.export_dir == Path("/y") and args.input == ["1100"] and args.inputs == []
