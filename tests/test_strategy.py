@@ -115,7 +115,7 @@ def first_step_weight(strategy) -> float:
         model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(
             1, use_bias=False, kernel_initializer="zeros")])
         model.compile(keras.optimizers.SGD(1.0), "mse")
-    model.fit(ds, epochs=1, steps_per_epoch=1, verbose=0)
+    model.fit(ds, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)
     return float(model.get_weights()[0][0, 0])
 
 
@@ -123,7 +123,9 @@ def test_keras_still_swallows_a_batch_under_mirrored():
     """Canary for the first half of multiworker_fix: fails once Keras stops pulling a batch."""
     from shared.training.multiworker_fix import multi_worker_fit_fix
 
-    mirrored = tf.distribute.MirroredStrategy(two_cpus())
+    # the cached instance: another MirroredStrategy over the same devices in this process could
+    # clash with it on collective instance keys
+    mirrored = st.make_strategy(RuntimeConfig(strategy="mirrored", devices=two_cpus()))
     single = first_step_weight(tf.distribute.get_strategy())
     with multi_worker_fit_fix():
         assert first_step_weight(mirrored) == pytest.approx(single, rel=1e-6)

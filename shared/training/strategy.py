@@ -59,14 +59,30 @@ def cluster_tf_config(runtime: Any) -> dict[str, Any] | None:
         raise StrategyError(f"TF_CONFIG is not valid JSON: {err}") from err
 
 
+_STRATEGIES: dict[tuple, tf.distribute.Strategy] = {}
+
+
 def make_strategy(runtime: Any) -> tf.distribute.Strategy:
     """Creates the strategy named by `runtime.strategy` (see module docstring).
 
-    Must be called before any other TF op runs for `multi_worker` and `tpu`.
+    Must be called before any other TF op runs for `multi_worker` and `tpu`. Strategies are
+    cached per process and configuration: two MirroredStrategy objects over the same devices
+    in one process can hand out clashing collective instance keys (a second `train` in a
+    notebook or a test would fail with "Shape mismatch in the collective instance").
 
     Raises:
         StrategyError: missing cluster/TPU information or unknown devices.
     """
+    if runtime.strategy == "default":
+        return _new_strategy(runtime)
+    key = (runtime.strategy, tuple(runtime.devices), tuple(runtime.workers), runtime.task_index,
+           runtime.communication, runtime.tpu, os.environ.get("TF_CONFIG"))
+    if key not in _STRATEGIES:
+        _STRATEGIES[key] = _new_strategy(runtime)
+    return _STRATEGIES[key]
+
+
+def _new_strategy(runtime: Any) -> tf.distribute.Strategy:
     name = runtime.strategy
     if name == "default":
         return tf.distribute.get_strategy()
