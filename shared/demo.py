@@ -84,11 +84,17 @@ def _run_one(name: str, run_root: Path, quiet: bool) -> tuple[list[str], list[st
     inputs = demo.inputs(task_cls(config, run_dir), scratch)
     predictions = loop.predict(task_cls, export_dir, inputs)
     row = [name, demo.label, f"{scores[demo.metric]:.3f}", f"{seconds:.0f} s", str(export_dir)]
-    return row, [f"{name:<12} {line}" for line in predictions]
+    shown = [
+        line if text in line else f"{text}  ->  {line}" for text, line in zip(inputs, predictions)
+    ]
+    return row, [f"{name:<12} {line}" for line in shown]
 
 
-def run_demo(tasks: list[str] | tuple[str, ...] | str | None = None,
-             run_dir: Path | None = None, quiet: bool = False) -> int:
+def run_demo(
+    tasks: list[str] | tuple[str, ...] | str | None = None,
+    run_dir: Path | None = None,
+    quiet: bool = False,
+) -> int:
     """Runs the demos of `tasks` (default: the three pipelines); prints a table; returns 0.
 
     Args:
@@ -113,6 +119,6 @@ def run_demo(tasks: list[str] | tuple[str, ...] | str | None = None,
     print()
     for r in [header, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
-    print("\nexample predictions (input<TAB>output):")
+    print("\nexample predictions of the exports:")
     print("\n".join(examples))
     return 0

@@ -124,7 +124,7 @@ def test_console_script_demo(tmp_path):
     assert 0.0 <= float(row[3]) <= 1.0
     export = Path(row[-1])
     assert (export / "saved_model.pb").exists()
-    examples = lines[lines.index("example predictions (input<TAB>output):") + 1:]
+    examples = lines[lines.index("example predictions of the exports:") + 1:]
     predictions = [line for line in examples if line.startswith("toy ")]
     assert len(predictions) == 4 and all("\t" in line for line in predictions)
     assert (tmp_path / "demo" / "toy" / "metrics.json").exists()
