@@ -35,8 +35,8 @@ import tensorflow as tf
 
 from shared.data.tokenizer import SentencePieceTokenizer, train_sentencepiece
 from shared.layers import Bidirectional, PeepholeLSTM
-from suites.sentiment.data import read_sst2
-from suites.sentiment.inputs import Normalization, encode, normalize_texts
+from suites.sentiment.data import LabeledTexts, read_sst2
+from suites.sentiment.inputs import Normalization, make_dataset, normalize_texts
 
 SPM_FILE = "sentencepiece.model"
 WEIGHTS_FILE = "lm.weights.h5"
@@ -160,6 +160,8 @@ def pretrain(
     batch_size: int = 64,
     learning_rate: float = 1e-3,
     seed: int = 42,
+    num_buckets: int = 8,
+    log_every: int = 50,
 ) -> dict:
     """Trains tokenizer + bidirectional LM on `texts`; writes the files listed in the docstring."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -179,16 +181,18 @@ def pretrain(
     splits = {"validation": order[:held_out], "train": order[held_out:]}
 
     def dataset(indices, shuffle):
-        ds = tf.data.Dataset.from_tensor_slices(tf.constant([texts[i] for i in indices]))
-        if shuffle:
-            ds = ds.shuffle(len(indices), seed=seed)
-        ds = ds.batch(batch_size).map(
-            lambda t: (lambda ids: (ids, lm_targets(ids)))(
-                encode(tokenizer, t, max_length, normalization)
-            ),
-            num_parallel_calls=tf.data.AUTOTUNE,
+        # Length buckets on the training stream: far less padding for the LSTM and the softmax.
+        part = LabeledTexts([texts[i] for i in indices], [0] * len(indices), ("text",))
+        ds = make_dataset(
+            part,
+            tokenizer,
+            batch_size,
+            max_length,
+            normalization,
+            shuffle_seed=seed if shuffle else None,
+            num_buckets=num_buckets if shuffle else 0,
         )
-        return ds.prefetch(tf.data.AUTOTUNE)
+        return ds.map(lambda ids, _: (ids, lm_targets(ids)))
 
     model = build_language_model(tokenizer.vocab_size, embedding_dim, units, use_peepholes, dropout)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
@@ -215,6 +219,14 @@ def pretrain(
     }
 
     class Save(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if log_every and (batch + 1) % log_every == 0:
+                minutes = (time.time() - started) / 60
+                loss = float((logs or {}).get("loss", float("nan")))
+                print(
+                    f"[pretrain] step {batch + 1}: loss {loss:.3f}, {minutes:.1f} min", flush=True
+                )
+
         def on_epoch_end(self, epoch, logs=None):
             logs = {k: float(v) for k, v in (logs or {}).items()}
             logs["minutes"] = (time.time() - started) / 60
