@@ -128,3 +128,32 @@ def test_model_config_errors_and_save_round_trip(tmp_path):
     assert type(loaded).__name__ == "CTCModel"
     np.testing.assert_allclose(loaded(x)["logits"], model(x)["logits"], atol=1e-6)
     assert {type(layer).__name__ for layer in loaded.layers} >= {"SpecAugment", "Bidirectional"}
+
+
+def test_mirrored_training_step_equals_single_device():
+    devices = tf.config.list_logical_devices("CPU")[:2]
+    if len(devices) < 2:
+        pytest.skip("needs two logical CPU devices (tests/conftest.py)")
+    cfg = ModelConfig(lstm_units=8, lstm_layers=1, dropout=0.0, spec_augment=False)
+    rng = np.random.default_rng(6)
+    x = {"features": rng.normal(size=(4, 12, 6)).astype(np.float32),
+         "feature_lengths": np.array([12, 9, 6, 12], np.int32)}  # fmt: skip
+    y = np.array([[0, 1], [2, -1], [1, 1], [3, 0]], np.int32)
+
+    def one_step(strategy, weights=None):
+        with strategy.scope():
+            model = build_model(cfg, 6, 5, mean=[0.0] * 6, variance=[1.0] * 6)
+            model.compile(optimizer=keras.optimizers.SGD(0.5))
+        if weights is not None:
+            model.set_weights(weights)
+        start = model.get_weights()
+        ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+        model.fit(ds, epochs=1, verbose=0)
+        return start, model.get_weights()
+
+    start, single = one_step(tf.distribute.get_strategy())
+    mirrored = tf.distribute.MirroredStrategy([d.name for d in devices])
+    _, multi = one_step(mirrored, start)
+    assert any(not np.allclose(a, b) for a, b in zip(start, single, strict=True))
+    for a, b in zip(single, multi, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -12,6 +12,7 @@ from typing import Literal
 
 import keras
 from keras import ops
+from keras.src.losses.loss import scale_loss_for_distribution
 
 from shared.layers import Bidirectional, PeepholeLSTM
 from suites.speech.layers import (
@@ -73,7 +74,8 @@ class CTCModel(keras.Model):
             ops.maximum(labels, 0), logits, label_lengths,
             ops.cast(y_pred["logit_lengths"], "int32"), mask_index=logits.shape[-1] - 1,
         )  # fmt: skip
-        loss = ops.mean(per_example)
+        # Per-replica mean scaled by 1/replicas, as Keras' own losses do (gradients are summed).
+        loss = scale_loss_for_distribution(ops.mean(per_example))
         extra = self.losses
         return loss + ops.sum(ops.stack(extra)) if extra else loss
 
