@@ -76,11 +76,12 @@ class Task(abc.ABC):
         self.artifacts_dir = self.run_dir / "artifacts"
 
     # -- data -------------------------------------------------------------------------------
-    def prepare(self) -> None:
+    def prepare(self) -> None:  # noqa: B027 - optional hook, deliberately not abstract
         """Builds artifacts from the training data into `artifacts_dir` (idempotent).
 
         E.g. trains a SentencePiece model, computes feature statistics, caches features.
         Called once before `build_model` in train/evaluate/export; must skip work already done.
+        The default does nothing.
         """
 
     @abc.abstractmethod
@@ -111,7 +112,7 @@ class Task(abc.ABC):
     # -- after training ---------------------------------------------------------------------
     @abc.abstractmethod
     def evaluate(self, model: keras.Model, split: str) -> dict[str, float]:
-        """Scores `model` on `split` (e.g. "validation", "test"); may write files to run_dir/eval."""
+        """Scores `model` on `split` ("validation", "test"); may write files to run_dir/eval."""
 
     @abc.abstractmethod
     def export(self, model: keras.Model, out_dir: Path) -> None:
@@ -123,4 +124,4 @@ class Task(abc.ABC):
     @classmethod
     @abc.abstractmethod
     def predict(cls, export_dir: Path, inputs: list[str]) -> list[str]:
-        """Loads the export with `tf.saved_model.load` alone and returns one printable line per input."""
+        """Loads the export with `tf.saved_model.load` alone; one printable line per input."""

@@ -1,1 +1,1 @@
-"""Task metrics built on well-kept libraries: classification (NumPy), text (sacreBLEU), speech (jiwer)."""
+"""Task metrics: classification (NumPy), text (sacreBLEU), speech (jiwer)."""
