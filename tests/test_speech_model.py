@@ -130,6 +130,7 @@ def test_model_config_errors_and_save_round_trip(tmp_path):
     assert {type(layer).__name__ for layer in loaded.layers} >= {"SpecAugment", "Bidirectional"}
 
 
+@pytest.mark.slow  # two strategies, two graph compilations (~10 s idle, ~40 s on a busy host)
 def test_mirrored_training_step_equals_single_device():
     devices = tf.config.list_logical_devices("CPU")[:2]
     if len(devices) < 2:
