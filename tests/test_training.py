@@ -262,3 +262,15 @@ def test_atomic_writes(tmp_path):
     assert (out / "saved_model.pb").read_text() == "complete"
     with pytest.raises(FileExistsError), atomic_directory(out):
         pass
+
+
+def test_val_monitor_without_validation_set_fails_before_training(tmp_path):
+    class NoValidation(FlatToy):
+        def datasets(self, global_batch_size):
+            return super().datasets(global_batch_size)[0], None
+
+    with pytest.raises(ValueError, match="needs a validation set"):
+        loop.train(NoValidation, fast_config(), tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoints" / "last.keras").exists()
+    result = loop.train(NoValidation, fast_config("training.monitor=loss"), tmp_path / "run2")
+    assert result.epochs_completed == 2 and "val_loss" not in result.history

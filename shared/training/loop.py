@@ -102,7 +102,8 @@ def prepare_run_dir(
             if is_chief and child.name == "workers":
                 continue
             shutil.rmtree(child) if child.is_dir() else child.unlink()
-    if not run_dir.exists() or not any(run_dir.iterdir()):
+    # `workers/` may already have been created by the other workers of a multi-worker run.
+    if not run_dir.exists() or not any(c.name != "workers" for c in run_dir.iterdir()):
         return None
     if not config_file.exists():
         if is_chief:
@@ -224,6 +225,9 @@ def train(
     task = task_cls(config, run_dir)
     task.prepare()
     train_ds, val_ds = task.datasets(t.global_batch_size)
+    if val_ds is None and t.monitor.startswith("val_"):
+        raise ValueError(f"training.monitor={t.monitor!r} needs a validation set, but the task "
+                         "returned none; monitor a training metric such as 'loss'")
     steps_per_epoch = t.steps_per_epoch or count_batches(train_ds)
 
     with strategy.scope():
