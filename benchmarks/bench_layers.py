@@ -3,7 +3,8 @@
 For every sequence length, all variants are built in one process and timed in interleaved
 repetitions (variant A, B, C, A, B, C, ...), so that machine noise hits them alike; the table
 reports the median. Peak memory is measured per variant in a fresh subprocess (peak RSS growth
-over the first two training steps, ru_maxrss), since one process cannot attribute its peak.
+over the first two training steps, ru_maxrss), since one process cannot attribute its peak, and
+only at long sequences (--memory-lengths), where the step's activations exceed what tracing used.
 
 Usage:
     python benchmarks/bench_layers.py                       # T=100 and T=1000, 5 repeats
@@ -143,6 +144,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
+    parser.add_argument(
+        "--memory-lengths",
+        type=int,
+        nargs="+",
+        default=[1000],
+        help="lengths at which peak memory is probed (default 1000: at short "
+        "lengths the RSS high-water mark of tracing hides the step)",
+    )
     parser.add_argument("--json", default="benchmarks/bench_layers.json")
     parser.add_argument("--probe-memory", metavar="VARIANT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -182,7 +191,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "train_cpu_s": cpu_train[name],
                 "train_cpu_ratio": cpu_train[ref] / cpu_train[name] if ref in cpu_train else None,
             }
-            if not args.no_memory:
+            if not args.no_memory and length in args.memory_lengths:
                 row["peak_mb"] = peak_memory_mb(name, args.batch, length, args.features, args.units)
             report["results"].append(row)
 
