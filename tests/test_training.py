@@ -123,7 +123,7 @@ def fast_config(*extra: str):
 def test_outputs_of_a_run(tmp_path):
     config = fast_config("training.tensorboard=true")
     run = tmp_path / "run"
-    result = loop.train(ToyTask, config, run)
+    result = loop.train(FlatToy, config, run)
     assert result.epochs_completed == 2 and not result.stopped_early
     assert load_config(run / "config.yaml") == config
     rows = history(run)
@@ -135,7 +135,7 @@ def test_outputs_of_a_run(tmp_path):
     assert not list(run.rglob("*.tmp*")), "temporary files left behind"
 
     # best.keras is the epoch with the lowest val_loss: re-evaluating it reproduces that value
-    task = ToyTask(config, run)
+    task = FlatToy(config, run)
     _, val = task.datasets(config.training.global_batch_size)
     best = keras.saving.load_model(run / "checkpoints" / "best.keras")
     best_val = min(float(r["val_loss"]) for r in rows)
@@ -146,17 +146,17 @@ def test_outputs_of_a_run(tmp_path):
     assert last.evaluate(val, verbose=0, return_dict=True)["loss"] == pytest.approx(last_val,
                                                                                     rel=1e-5)
 
-    scores = loop.evaluate(ToyTask, config, run, ("validation",))
+    scores = loop.evaluate(FlatToy, config, run, ("validation",))
     assert json.loads((run / "metrics.json").read_text()) == scores
     predicted = np.argmax(best.predict(val, verbose=0), axis=-1)
     labels = np.concatenate([y.numpy() for _, y in val])
     assert scores["validation"]["accuracy"] == pytest.approx(float(np.mean(predicted == labels)))
 
-    export_dir = loop.export(ToyTask, config, run)
+    export_dir = loop.export(FlatToy, config, run)
     assert (export_dir / "saved_model.pb").exists()
     assert (export_dir / "assets" / "labels.txt").read_text().split() == ["no", "yes"]
     assert loop.latest_export(run) == export_dir
-    lines = loop.predict(ToyTask, export_dir, ["10101010", "11110000"])
+    lines = loop.predict(FlatToy, export_dir, ["10101010", "11110000"])
     tokens = np.array([[2, 1, 2, 1, 2, 1, 2, 1], [2, 2, 2, 2, 1, 1, 1, 1]])
     expected = np.argmax(best(tokens), axis=-1)
     assert [line.split("\t")[1] for line in lines] == [["no", "yes"][i] for i in expected]
