@@ -124,10 +124,14 @@ def main() -> None:
         f"tf.data pipeline  : {1000 * fed:7.2f} ms/step  (epochs: "
         f"{', '.join(f'{1000 * t:.2f}' for t in pipeline_times)})"
     )
-    print(f"pipeline alone    : {1000 * statistics.median(data_times):7.2f} ms/batch "
-          f"({100 * statistics.median(data_times) / memory:.1f}% of a step, before overlap)")
-    print(f"pipeline overhead : {100 * overhead:+.1f}% of the step time (medians), "
-          f"{100 * best_overhead:+.1f}% (fastest epochs; robust on a busy machine); goal <= 5%")
+    print(
+        f"pipeline alone    : {1000 * statistics.median(data_times):7.2f} ms/batch "
+        f"({100 * statistics.median(data_times) / memory:.1f}% of a step, before overlap)"
+    )
+    print(
+        f"pipeline overhead : {100 * overhead:+.1f}% of the step time (medians), "
+        f"{100 * best_overhead:+.1f}% (fastest epochs; robust on a busy machine); goal <= 5%"
+    )
 
 
 if __name__ == "__main__":

@@ -259,8 +259,10 @@ def _build_dataclass(cls: type, values: dict[str, Any], prefix: str, where: _Whe
         elif dataclasses.is_dataclass(hints[name]):  # absent section: its defaults, checked
             kwargs[name] = _convert({}, hints[name], key, where)
         elif f.default is MISSING and f.default_factory is MISSING:
-            raise ConfigError(f"{where(prefix) if prefix else where.source}: "
-                                  f"missing required key {key!r} ({_type_name(hints[name])})")
+            raise ConfigError(
+                f"{where(prefix) if prefix else where.source}: "
+                f"missing required key {key!r} ({_type_name(hints[name])})"
+            )
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as err:  # __post_init__ validation of a task's dataclass
@@ -268,13 +270,18 @@ def _build_dataclass(cls: type, values: dict[str, Any], prefix: str, where: _Whe
 
 
 def _build_experiment(
-    raw: Any, task_cls: type | None, source: str, lines: dict[str, int],
+    raw: Any,
+    task_cls: type | None,
+    source: str,
+    lines: dict[str, int],
     overrides: dict[str, str] | None = None,
 ) -> ExperimentConfig:
     where = _Where(source, lines, overrides or {})
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: the config must be a mapping with keys task, seed, data, "
-                          f"model, training, runtime; got {type(raw).__name__}")
+        raise ConfigError(
+            f"{source}: the config must be a mapping with keys task, seed, data, "
+            f"model, training, runtime; got {type(raw).__name__}"
+        )
     raw = dict(raw)
     if task_cls is None:
         if not isinstance(raw.get("task"), str):
@@ -287,8 +294,9 @@ def _build_experiment(
             raise ConfigError(f"{where('task')}: task: {err}") from err
     raw.setdefault("task", task_cls.name)
     if raw["task"] != task_cls.name:
-        raise ConfigError(f"{where('task')}: task: the file is for {raw['task']!r}, "
-                          f"not {task_cls.name!r}")
+        raise ConfigError(
+            f"{where('task')}: task: the file is for {raw['task']!r}, not {task_cls.name!r}"
+        )
     # Task-specific sections get the task's own dataclasses.
     spec = dataclasses.make_dataclass(
         "ExperimentConfig",
@@ -310,32 +318,45 @@ def _build_experiment(
 def _check_values(config: ExperimentConfig, where: _Where) -> None:
     """Range checks on spine keys that a type alone cannot express."""
     t, r = config.training, config.runtime
-    positive = {"training.epochs": t.epochs, "training.global_batch_size": t.global_batch_size,
-                "training.steps_per_epoch": t.steps_per_epoch,
-                "training.validation_steps": t.validation_steps,
-                "training.backup_every_steps": t.backup_every_steps,
-                "training.decay_steps": t.decay_steps,
-                "training.early_stopping_patience": t.early_stopping_patience}
+    positive = {
+        "training.epochs": t.epochs,
+        "training.global_batch_size": t.global_batch_size,
+        "training.steps_per_epoch": t.steps_per_epoch,
+        "training.validation_steps": t.validation_steps,
+        "training.backup_every_steps": t.backup_every_steps,
+        "training.decay_steps": t.decay_steps,
+        "training.early_stopping_patience": t.early_stopping_patience,
+    }
     for key, value in positive.items():
         if value is not None and value <= 0:
             raise ConfigError(f"{where(key)}: {key}: must be > 0, got {value}")
     if t.learning_rate <= 0:
-        raise ConfigError(f"{where('training.learning_rate')}: training.learning_rate: "
-                          f"must be > 0, got {t.learning_rate}")
+        raise ConfigError(
+            f"{where('training.learning_rate')}: training.learning_rate: "
+            f"must be > 0, got {t.learning_rate}"
+        )
     if t.warmup_steps < 0:
         raise ConfigError(f"{where('training.warmup_steps')}: training.warmup_steps: must be >= 0")
     if t.warmup_steps and t.lr_schedule == "exponential":
-        raise ConfigError(f"{where('training.warmup_steps')}: training.warmup_steps: warm-up "
-                          "is supported with lr_schedule constant or cosine, not exponential")
+        raise ConfigError(
+            f"{where('training.warmup_steps')}: training.warmup_steps: warm-up "
+            "is supported with lr_schedule constant or cosine, not exponential"
+        )
     if t.clipnorm is not None and t.global_clipnorm is not None:
-        raise ConfigError(f"{where('training.clipnorm')}: training.clipnorm: set either clipnorm "
-                          "or global_clipnorm, not both (the other to null)")
+        raise ConfigError(
+            f"{where('training.clipnorm')}: training.clipnorm: set either clipnorm "
+            "or global_clipnorm, not both (the other to null)"
+        )
     if r.workers and r.task_index is None:
-        raise ConfigError(f"{where('runtime.task_index')}: runtime.task_index: required when "
-                          "runtime.workers is set (this worker's index in the list)")
+        raise ConfigError(
+            f"{where('runtime.task_index')}: runtime.task_index: required when "
+            "runtime.workers is set (this worker's index in the list)"
+        )
     if r.task_index is not None and not 0 <= r.task_index < max(len(r.workers), 1):
-        raise ConfigError(f"{where('runtime.task_index')}: runtime.task_index: "
-                          f"{r.task_index} is not an index into runtime.workers")
+        raise ConfigError(
+            f"{where('runtime.task_index')}: runtime.task_index: "
+            f"{r.task_index} is not an index into runtime.workers"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -359,8 +380,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not key or any(not p for p in key.split(".")):
-        raise ConfigError(f"--set {text}: expected KEY=VALUE with a dotted KEY, "
-                          "e.g. --set training.epochs=3")
+        raise ConfigError(
+            f"--set {text}: expected KEY=VALUE with a dotted KEY, e.g. --set training.epochs=3"
+        )
     try:
         parsed = yaml.safe_load(value) if value.strip() else ""
     except yaml.YAMLError as err:

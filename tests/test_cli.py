@@ -13,9 +13,18 @@ from shared import cli
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "toy" / "tiny.yaml"
-FAST = ["data.min_length=8", "data.max_length=8", "data.num_train=64", "data.num_validation=16",
-        "data.num_test=16", "training.global_batch_size=16", "model.units=8",
-        "training.tensorboard=false", "training.epochs=1", "training.progress=none"]
+FAST = [
+    "data.min_length=8",
+    "data.max_length=8",
+    "data.num_train=64",
+    "data.num_validation=16",
+    "data.num_test=16",
+    "training.global_batch_size=16",
+    "model.units=8",
+    "training.tensorboard=false",
+    "training.epochs=1",
+    "training.progress=none",
+]
 
 
 def sets(*overrides: str) -> list[str]:
@@ -27,8 +36,18 @@ def test_help_documents_every_command_and_option(capsys):
         cli.main(["--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for word in ("train", "evaluate", "export", "predict", "demo", "TF_CONFIG", "exit codes",
-                 "--set", "--data-dir", "runtime.strategy"):
+    for word in (
+        "train",
+        "evaluate",
+        "export",
+        "predict",
+        "demo",
+        "TF_CONFIG",
+        "exit codes",
+        "--set",
+        "--data-dir",
+        "runtime.strategy",
+    ):
         assert word in text
     with pytest.raises(SystemExit):
         cli.main(["train", "--help"])
@@ -69,13 +88,16 @@ def test_unknown_task_and_missing_inputs_are_usage_errors(tmp_path, capsys):
 @pytest.mark.slow
 def test_train_evaluate_export_predict(tmp_path, capsys):
     run = tmp_path / "run"
-    assert cli.main(["train", "toy", "--config", str(TINY), "--run-dir", str(run),
-                     *sets(*FAST)]) == 0
+    assert (
+        cli.main(["train", "toy", "--config", str(TINY), "--run-dir", str(run), *sets(*FAST)]) == 0
+    )
     assert (run / "checkpoints" / "best.keras").exists()
     capsys.readouterr()
     # a second train of the finished run is refused (exit 1, one line), --overwrite retrains
-    assert cli.main(["train", "toy", "--config", str(TINY), "--run-dir", str(run),
-                     *sets(*FAST)]) == cli.EXIT_FAILURE
+    assert (
+        cli.main(["train", "toy", "--config", str(TINY), "--run-dir", str(run), *sets(*FAST)])
+        == cli.EXIT_FAILURE
+    )
     assert "already holds a finished run" in capsys.readouterr().err
 
     assert cli.main(["evaluate", "toy", "--run-dir", str(run), "--split", "test"]) == 0
@@ -87,13 +109,28 @@ def test_train_evaluate_export_predict(tmp_path, capsys):
     assert capsys.readouterr().out.strip() == str(tmp_path / "e")
     inputs = tmp_path / "inputs.txt"
     inputs.write_text("11110000\n\n00001111\n")
-    assert cli.main(["predict", "toy", "--export-dir", str(tmp_path / "e"), "--input",
-                     "10101010", "--input-file", str(inputs)]) == 0
+    assert (
+        cli.main(
+            [
+                "predict",
+                "toy",
+                "--export-dir",
+                str(tmp_path / "e"),
+                "--input",
+                "10101010",
+                "--input-file",
+                str(inputs),
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split("\t")[0] for line in lines] == ["10101010", "11110000", "00001111"]
     assert all(line.split("\t")[1] in ("no", "yes") for line in lines)
-    assert cli.main(["predict", "toy", "--export-dir", str(tmp_path / "e"),
-                     "--input", "12"]) == cli.EXIT_FAILURE
+    assert (
+        cli.main(["predict", "toy", "--export-dir", str(tmp_path / "e"), "--input", "12"])
+        == cli.EXIT_FAILURE
+    )
     assert "strings of 0/1" in capsys.readouterr().err
 
 
@@ -109,9 +146,13 @@ def test_console_script_demo(tmp_path):
     script = Path(sys.executable).with_name("lstm-suite")
     if not script.exists():
         pytest.skip("the lstm-suite console script is not installed (pip install -e .)")
-    result = subprocess.run([str(script), "demo", "--task", "toy", "--quiet",
-                             "--run-dir", str(tmp_path / "demo")],
-                            capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    result = subprocess.run(
+        [str(script), "demo", "--task", "toy", "--quiet", "--run-dir", str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [line.split() for line in result.stdout.splitlines() if line.startswith("toy ")]
     assert rows and rows[0][:3] == ["toy", "test", "accuracy"]

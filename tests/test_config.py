@@ -65,12 +65,15 @@ def test_to_dict_from_dict_round_trip(tmp_path):
 
 
 def test_misspelled_key_names_file_line_and_suggestion(tmp_path):
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         task: toy
         training:
           epochs: 2
           learning_rte: 0.1
-        """)
+        """,
+    )
     with pytest.raises(ConfigError) as err:
         load_config(path)
     message = str(err.value)
@@ -118,8 +121,7 @@ def test_bad_values_name_the_key_and_line(tmp_path, snippet, key, expected):
 def test_types_are_coerced_where_lossless(tmp_path):
     path = write(tmp_path, "task: toy\ntraining:\n  learning_rate: 1\n  clipnorm: null\n")
     config = load_config(path)
-    assert config.training.learning_rate == 1.0 and isinstance(config.training.learning_rate,
-                                                               float)
+    assert config.training.learning_rate == 1.0 and isinstance(config.training.learning_rate, float)
     assert config.training.clipnorm is None
 
 
@@ -154,8 +156,15 @@ def test_task_mismatch_between_file_and_command_line():
 
 
 def test_overrides_are_yaml_parsed_and_validated():
-    config = load_config(TINY, overrides=["training.epochs=5", "runtime.devices=[a, b]",
-                                          "training.clipnorm=null", "model.units=3"])
+    config = load_config(
+        TINY,
+        overrides=[
+            "training.epochs=5",
+            "runtime.devices=[a, b]",
+            "training.clipnorm=null",
+            "model.units=3",
+        ],
+    )
     assert config.training.epochs == 5
     assert config.runtime.devices == ["a", "b"]
     assert config.training.clipnorm is None

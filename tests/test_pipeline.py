@@ -16,7 +16,8 @@ def ragged_dataset(lengths: list[int]) -> tf.data.Dataset:
     """Element i: (tokens 1..length, label i)."""
     rows = tf.ragged.constant([list(range(1, n + 1)) for n in lengths], dtype=tf.int32)
     return tf.data.Dataset.from_tensor_slices((rows, tf.range(len(lengths)))).map(
-        lambda t, i: (t, i))
+        lambda t, i: (t, i)
+    )
 
 
 def length_of(tokens, label):
@@ -62,7 +63,7 @@ def test_bucket_by_length_keeps_every_element_and_pads_less():
         seen.update(labels.tolist())
         padded_tokens += tokens.size
     assert seen == Counter(range(len(lengths)))
-    naive = sum(16 * max(lengths[i:i + 16]) for i in range(0, len(lengths), 16))
+    naive = sum(16 * max(lengths[i : i + 16]) for i in range(0, len(lengths), 16))
     assert padded_tokens < 0.75 * naive
 
 
@@ -82,8 +83,7 @@ def test_file_cache_and_memory_cache(tmp_path):
         return x * 2
 
     def make(path):
-        ds = tf.data.Dataset.range(5).map(
-            lambda x: tf.py_function(expensive, [x], tf.int64))
+        ds = tf.data.Dataset.range(5).map(lambda x: tf.py_function(expensive, [x], tf.int64))
         return pipeline.prefetch(pipeline.cache(ds, path))
 
     ds = make(tmp_path / "cache" / "train")
@@ -105,7 +105,8 @@ class Features:
 
 def test_config_hash_is_stable_and_sensitive():
     assert pipeline.config_hash(Features()) == pipeline.config_hash(
-        {"num_mels": 40, "sample_rate": 16000})
+        {"num_mels": 40, "sample_rate": 16000}
+    )
     assert pipeline.config_hash(Features()) != pipeline.config_hash(Features(num_mels=80))
 
 
@@ -117,8 +118,7 @@ def test_snapshot_cache_is_keyed_by_config(tmp_path):
         return tf.cast(x, tf.float32) / 2
 
     def make(key):
-        ds = tf.data.Dataset.range(6).map(
-            lambda x: tf.py_function(features, [x], tf.float32))
+        ds = tf.data.Dataset.range(6).map(lambda x: tf.py_function(features, [x], tf.float32))
         return pipeline.snapshot_cache(ds, tmp_path, key)
 
     expected = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
@@ -129,5 +129,6 @@ def test_snapshot_cache_is_keyed_by_config(tmp_path):
     assert sorted(make(Features(num_mels=80)).as_numpy_iterator()) == expected
     assert len(calls) == 12  # another key: recomputed into another folder
     folders = sorted(p.name for p in tmp_path.iterdir())
-    assert folders == sorted(f"features-{pipeline.config_hash(k)}"
-                             for k in (Features(), Features(num_mels=80)))
+    assert folders == sorted(
+        f"features-{pipeline.config_hash(k)}" for k in (Features(), Features(num_mels=80))
+    )

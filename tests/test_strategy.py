@@ -23,12 +23,21 @@ from shared.training import strategy as st
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "toy" / "tiny.yaml"
-FAST = ["data.min_length=8", "data.max_length=8", "data.num_train=64", "data.num_validation=16",
-        "training.global_batch_size=16", "model.units=8", "training.tensorboard=false",
-        "training.epochs=1", "training.progress=none", "training.monitor=val_loss",
-        "training.backup_every_steps=null",
-        # Keras 3 clips per-replica gradients before summing them: no clipping in these tests
-        "training.global_clipnorm=null"]
+FAST = [
+    "data.min_length=8",
+    "data.max_length=8",
+    "data.num_train=64",
+    "data.num_validation=16",
+    "training.global_batch_size=16",
+    "model.units=8",
+    "training.tensorboard=false",
+    "training.epochs=1",
+    "training.progress=none",
+    "training.monitor=val_loss",
+    "training.backup_every_steps=null",
+    # Keras 3 clips per-replica gradients before summing them: no clipping in these tests
+    "training.global_clipnorm=null",
+]
 WORKER_TIMEOUT = 150
 
 
@@ -57,8 +66,10 @@ def test_mirrored_batch_split():
         st.per_replica_batch_size(33, strategy)
     ds = strategy.experimental_distribute_dataset(tf.data.Dataset.range(8).batch(4))
     first = next(iter(ds))
-    assert [t.numpy().tolist() for t in strategy.experimental_local_results(first)] == [[0, 1],
-                                                                                        [2, 3]]
+    assert [t.numpy().tolist() for t in strategy.experimental_local_results(first)] == [
+        [0, 1],
+        [2, 3],
+    ]
 
 
 def test_cluster_from_config_or_environment(monkeypatch):
@@ -66,8 +77,10 @@ def test_cluster_from_config_or_environment(monkeypatch):
     with pytest.raises(st.StrategyError, match="needs a cluster"):
         st.make_strategy(RuntimeConfig(strategy="multi_worker"))
     runtime = RuntimeConfig(strategy="multi_worker", workers=["a:1", "b:2"], task_index=1)
-    assert st.cluster_tf_config(runtime) == {"cluster": {"worker": ["a:1", "b:2"]},
-                                             "task": {"type": "worker", "index": 1}}
+    assert st.cluster_tf_config(runtime) == {
+        "cluster": {"worker": ["a:1", "b:2"]},
+        "task": {"type": "worker", "index": 1},
+    }
     env = {"cluster": {"worker": ["h:3"]}, "task": {"type": "worker", "index": 0}}
     monkeypatch.setenv("TF_CONFIG", json.dumps(env))
     assert st.cluster_tf_config(RuntimeConfig(strategy="multi_worker")) == env
@@ -95,8 +108,10 @@ def last_weights(run_dir: Path) -> list[np.ndarray]:
 def test_mirrored_trains_like_one_device(tmp_path):
     devices = two_cpus()
     single = load_config(TINY, overrides=FAST)
-    mirrored = load_config(TINY, overrides=[*FAST, "runtime.strategy=mirrored",
-                                            f"runtime.devices={json.dumps(devices)}"])
+    mirrored = load_config(
+        TINY,
+        overrides=[*FAST, "runtime.strategy=mirrored", f"runtime.devices={json.dumps(devices)}"],
+    )
     loop.train(ToyTask, single, tmp_path / "single")
     loop.train(ToyTask, mirrored, tmp_path / "mirrored")
     reference = last_weights(tmp_path / "single")
@@ -112,8 +127,9 @@ def first_step_weight(strategy) -> float:
     x = np.arange(1, 9, dtype="float32")[:, None]
     ds = tf.data.Dataset.from_tensor_slices((x, x)).shuffle(8, seed=1).batch(2).repeat()
     with strategy.scope():
-        model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(
-            1, use_bias=False, kernel_initializer="zeros")])
+        model = keras.Sequential(
+            [keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")]
+        )
         model.compile(keras.optimizers.SGD(1.0), "mse")
     model.fit(ds, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)
     return float(model.get_weights()[0][0, 0])
@@ -130,10 +146,12 @@ def test_keras_still_swallows_a_batch_under_mirrored():
     with multi_worker_fit_fix():
         assert first_step_weight(mirrored) == pytest.approx(single, rel=1e-6)
     if first_step_weight(mirrored) == pytest.approx(single, rel=1e-6):
-        pytest.fail(f"Keras {keras.__version__} no longer perturbs the data order under "
-                    "MirroredStrategy: `_maybe_symbolic_build` in "
-                    "shared/training/multiworker_fix.py may be unnecessary (check the "
-                    "multi-worker canary too)")
+        pytest.fail(
+            f"Keras {keras.__version__} no longer perturbs the data order under "
+            "MirroredStrategy: `_maybe_symbolic_build` in "
+            "shared/training/multiworker_fix.py may be unnecessary (check the "
+            "multi-worker canary too)"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,11 +179,23 @@ def run_workers(argv: list[str], cwd: Path, timeout: float = WORKER_TIMEOUT) -> 
     try:
         for index in range(2):
             tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-            env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "TF_CPP_MIN_LOG_LEVEL": "2",
-                   "CUDA_VISIBLE_DEVICES": ""}
-            procs.append(subprocess.Popen([sys.executable, *argv], cwd=cwd, env=env, text=True,
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                          start_new_session=True))
+            env = {
+                **os.environ,
+                "TF_CONFIG": json.dumps(tf_config),
+                "TF_CPP_MIN_LOG_LEVEL": "2",
+                "CUDA_VISIBLE_DEVICES": "",
+            }
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, *argv],
+                    cwd=cwd,
+                    env=env,
+                    text=True,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    start_new_session=True,
+                )
+            )
         deadline = time.monotonic() + timeout
         results = []
         for proc in procs:
@@ -215,8 +245,9 @@ def test_multi_worker_trains_identical_weights_on_both_workers(tmp_path):
     worker = last_weights(run_dir / "workers" / "1")
     for a, b in zip(chief, worker, strict=True):
         np.testing.assert_array_equal(a, b)
-    assert (run_dir / "history.csv").exists() and not (run_dir / "workers" / "1" /
-                                                       "history.csv").exists()
+    assert (run_dir / "history.csv").exists() and not (
+        run_dir / "workers" / "1" / "history.csv"
+    ).exists()
     # and the same as one device on the same global batch
     single = load_config(TINY, overrides=[*FAST, "training.epochs=2"])
     loop.train(ToyTask, single, tmp_path / "single")

@@ -23,18 +23,35 @@ from shared.training.callbacks import read_backup
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "toy" / "tiny.yaml"
 # Fixed-length sequences (one traced shape), 8 steps per epoch, backups every 3 steps.
-FAST = ["data.min_length=8", "data.max_length=8", "data.num_train=128", "data.num_validation=32",
-        "training.global_batch_size=16", "model.units=8", "training.tensorboard=false"]
+FAST = [
+    "data.min_length=8",
+    "data.max_length=8",
+    "data.num_train=128",
+    "data.num_validation=32",
+    "training.global_batch_size=16",
+    "model.units=8",
+    "training.tensorboard=false",
+]
 TIMEOUT = 120
 
 
 def run_cli(args: list[str], env_extra: dict | None = None) -> subprocess.CompletedProcess:
     """Runs `python -m shared.cli ARGS` with a hard timeout; kills the whole process group."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
-           **(env_extra or {})}
-    proc = subprocess.Popen([sys.executable, "-m", "shared.cli", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "CUDA_VISIBLE_DEVICES": "",
+        **(env_extra or {}),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shared.cli", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -78,10 +95,15 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     assert "resuming" in resumed.stderr and "from epoch 2, step 3" in resumed.stderr
     assert "Epoch 1/3" not in resumed.stdout
     assert [line for line in resumed.stdout.splitlines() if line.startswith("Epoch")] == [
-        "Epoch 2/3", "Epoch 3/3"]
+        "Epoch 2/3",
+        "Epoch 3/3",
+    ]
 
-    for a, b in zip(weights(whole / "checkpoints" / "last.keras"),
-                    weights(broken / "checkpoints" / "last.keras"), strict=True):
+    for a, b in zip(
+        weights(whole / "checkpoints" / "last.keras"),
+        weights(broken / "checkpoints" / "last.keras"),
+        strict=True,
+    ):
         np.testing.assert_array_equal(a, b)
     rows_whole, rows_broken = history(whole), history(broken)
     assert [r["epoch"] for r in rows_broken] == ["0", "1", "2"]  # appended, no duplicates
@@ -93,10 +115,24 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
 
 @pytest.mark.multiprocess
 def test_nan_loss_stops_with_message_and_exit_code(tmp_path):
-    result = run_cli(["train", "toy", "--config", str(TINY), "--run-dir", str(tmp_path / "r"),
-                      *sets(*FAST, "training.optimizer=sgd", "training.learning_rate=1e38",
-                            "training.lr_schedule=constant", "training.warmup_steps=0",
-                            "training.global_clipnorm=null")])
+    result = run_cli(
+        [
+            "train",
+            "toy",
+            "--config",
+            str(TINY),
+            "--run-dir",
+            str(tmp_path / "r"),
+            *sets(
+                *FAST,
+                "training.optimizer=sgd",
+                "training.learning_rate=1e38",
+                "training.lr_schedule=constant",
+                "training.warmup_steps=0",
+                "training.global_clipnorm=null",
+            ),
+        ]
+    )
     assert result.returncode == 1
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("lstm-suite: training stopped: the training loss became")
@@ -116,8 +152,16 @@ class FlatToy(ToyTask):
 
 
 def fast_config(*extra: str):
-    return load_config(TINY, overrides=[*FAST, "training.epochs=2", "training.progress=none",
-                                        "training.monitor=val_loss", *extra])
+    return load_config(
+        TINY,
+        overrides=[
+            *FAST,
+            "training.epochs=2",
+            "training.progress=none",
+            "training.monitor=val_loss",
+            *extra,
+        ],
+    )
 
 
 def test_outputs_of_a_run(tmp_path):
@@ -128,8 +172,7 @@ def test_outputs_of_a_run(tmp_path):
     assert load_config(run / "config.yaml") == config
     rows = history(run)
     assert [r["epoch"] for r in rows] == ["0", "1"]
-    np.testing.assert_allclose([float(r["loss"]) for r in rows], result.history["loss"],
-                               rtol=1e-6)
+    np.testing.assert_allclose([float(r["loss"]) for r in rows], result.history["loss"], rtol=1e-6)
     assert list((run / "logs" / "train").glob("events.out.tfevents.*"))
     assert read_backup(run / "backup")["finished"] is True
     assert not list(run.rglob("*.tmp*")), "temporary files left behind"
@@ -139,12 +182,14 @@ def test_outputs_of_a_run(tmp_path):
     _, val = task.datasets(config.training.global_batch_size)
     best = keras.saving.load_model(run / "checkpoints" / "best.keras")
     best_val = min(float(r["val_loss"]) for r in rows)
-    assert best.evaluate(val, verbose=0, return_dict=True)["loss"] == pytest.approx(best_val,
-                                                                                    rel=1e-5)
+    assert best.evaluate(val, verbose=0, return_dict=True)["loss"] == pytest.approx(
+        best_val, rel=1e-5
+    )
     last = keras.saving.load_model(run / "checkpoints" / "last.keras")
     last_val = float(rows[-1]["val_loss"])
-    assert last.evaluate(val, verbose=0, return_dict=True)["loss"] == pytest.approx(last_val,
-                                                                                    rel=1e-5)
+    assert last.evaluate(val, verbose=0, return_dict=True)["loss"] == pytest.approx(
+        last_val, rel=1e-5
+    )
 
     scores = loop.evaluate(FlatToy, config, run, ("validation",))
     assert json.loads((run / "metrics.json").read_text()) == scores
@@ -194,18 +239,32 @@ def test_unfinished_run_without_backup_restarts_and_runtime_may_change(tmp_path)
         loop.train(FlatToy, config, run)
     from shared.config import save_config
 
-    save_config(load_config(TINY, overrides=[*FAST, "training.epochs=1", "training.progress=none",
-                                             "training.monitor=val_loss",
-                                             "runtime.intra_op_threads=2"]), run / "config.yaml")
+    save_config(
+        load_config(
+            TINY,
+            overrides=[
+                *FAST,
+                "training.epochs=1",
+                "training.progress=none",
+                "training.monitor=val_loss",
+                "runtime.intra_op_threads=2",
+            ],
+        ),
+        run / "config.yaml",
+    )
     result = loop.train(FlatToy, config, run)  # runtime.* differs: allowed; no backup: from 0
     assert (result.initial_epoch, result.initial_step, result.epochs_completed) == (0, 0, 1)
 
 
 def test_early_stopping(tmp_path):
     # learning_rate far too small: val_loss cannot improve by min_delta, patience 1 stops at 2.
-    config = fast_config("training.epochs=6", "training.early_stopping_patience=1",
-                         "training.learning_rate=1e-9", "training.lr_schedule=constant",
-                         "training.warmup_steps=0")
+    config = fast_config(
+        "training.epochs=6",
+        "training.early_stopping_patience=1",
+        "training.learning_rate=1e-9",
+        "training.lr_schedule=constant",
+        "training.warmup_steps=0",
+    )
     result = loop.train(FlatToy, config, tmp_path / "run")
     assert result.stopped_early
     assert result.epochs_completed < 6
@@ -218,8 +277,12 @@ def test_monitor_must_be_a_logged_metric(tmp_path):
 
 
 def test_optimizer_schedules():
-    config = fast_config("training.lr_schedule=cosine", "training.warmup_steps=10",
-                         "training.learning_rate=0.1", "training.min_lr_ratio=0.1")
+    config = fast_config(
+        "training.lr_schedule=cosine",
+        "training.warmup_steps=10",
+        "training.learning_rate=0.1",
+        "training.min_lr_ratio=0.1",
+    )
     opt = loop.make_optimizer(config.training, total_steps=110)
     lr = opt.learning_rate if callable(opt.learning_rate) else None
     schedule = opt._learning_rate
@@ -228,13 +291,23 @@ def test_optimizer_schedules():
     # linear warm-up 0 -> 0.1 over 10 steps, then cosine from 0.1 to 0.01 over 100 steps
     expected = [0.0, 0.05, 0.1, 0.01 + 0.09 * 0.5 * (1 + np.cos(np.pi * 0.5)), 0.01]
     np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-7)
-    constant = loop.make_optimizer(fast_config("training.lr_schedule=constant",
-                                               "training.warmup_steps=4").training, 100)
-    np.testing.assert_allclose([float(constant._learning_rate(s)) for s in (0, 2, 4, 90)],
-                               [0.0, 0.005, 0.01, 0.01], rtol=1e-5)
-    sgd = loop.make_optimizer(fast_config("training.optimizer=sgd", "training.momentum=0.9",
-                                          "training.clipnorm=2.0",
-                                          "training.global_clipnorm=null").training, 10)
+    constant = loop.make_optimizer(
+        fast_config("training.lr_schedule=constant", "training.warmup_steps=4").training, 100
+    )
+    np.testing.assert_allclose(
+        [float(constant._learning_rate(s)) for s in (0, 2, 4, 90)],
+        [0.0, 0.005, 0.01, 0.01],
+        rtol=1e-5,
+    )
+    sgd = loop.make_optimizer(
+        fast_config(
+            "training.optimizer=sgd",
+            "training.momentum=0.9",
+            "training.clipnorm=2.0",
+            "training.global_clipnorm=null",
+        ).training,
+        10,
+    )
     assert isinstance(sgd, keras.optimizers.SGD) and sgd.momentum == 0.9 and sgd.clipnorm == 2.0
 
 

@@ -38,8 +38,9 @@ class ToyDataConfig:
 
     def __post_init__(self):
         if not 2 <= self.min_length <= self.max_length:
-            raise ValueError(f"need 2 <= min_length <= max_length, got {self.min_length}, "
-                             f"{self.max_length}")
+            raise ValueError(
+                f"need 2 <= min_length <= max_length, got {self.min_length}, {self.max_length}"
+            )
 
 
 @dataclass
@@ -61,7 +62,7 @@ def generate(num: int, min_length: int, max_length: int, seed: int):
     for i, n in enumerate(lengths):
         bits = rng.integers(0, 2, size=n)
         tokens[i, :n] = bits + 1
-        labels[i] = int(bits[: n // 2].sum() > bits[n // 2:].sum())
+        labels[i] = int(bits[: n // 2].sum() > bits[n // 2 :].sum())
     return tokens, lengths.astype(np.int32), labels
 
 
@@ -79,8 +80,9 @@ class ToyTask(Task):
         if split not in sizes:
             raise ValueError(f"unknown split {split!r} (train, validation, test)")
         offset = {"train": 0, "validation": 1, "test": 2}[split]
-        tokens, lengths, labels = generate(sizes[split], d.min_length, d.max_length,
-                                           d.data_seed * 3 + offset)
+        tokens, lengths, labels = generate(
+            sizes[split], d.min_length, d.max_length, d.data_seed * 3 + offset
+        )
         ds = tf.data.Dataset.from_tensor_slices((tokens, lengths, labels))
         return ds.map(lambda t, n, y: (t[:n], y))
 
@@ -88,15 +90,19 @@ class ToyTask(Task):
         d = self.config.data
         lo, hi = d.min_length, d.max_length
         boundaries = [int(b) for b in np.linspace(lo, hi, d.num_buckets + 1)[1:-1] if lo < b <= hi]
-        ds = pipeline.bucket_by_length(ds, lambda t, y: tf.shape(t)[0], batch_size,
-                                       boundaries=sorted(set(boundaries)))
+        ds = pipeline.bucket_by_length(
+            ds, lambda t, y: tf.shape(t)[0], batch_size, boundaries=sorted(set(boundaries))
+        )
         return pipeline.prefetch(ds)
 
     def datasets(self, global_batch_size: int):
-        train = pipeline.shuffle(pipeline.cache(self._split("train")), self.config.seed,
-                                 self.config.data.shuffle_buffer)
-        return (self._batched(train, global_batch_size),
-                self._batched(self._split("validation"), global_batch_size))
+        train = pipeline.shuffle(
+            pipeline.cache(self._split("train")), self.config.seed, self.config.data.shuffle_buffer
+        )
+        return (
+            self._batched(train, global_batch_size),
+            self._batched(self._split("validation"), global_batch_size),
+        )
 
     def build_model(self) -> keras.Model:
         m = self.config.model
@@ -127,9 +133,13 @@ class ToyTask(Task):
         module.model = model
         asset = write_asset(module, "labels.txt", LABELS)
         module.labels = tf.lookup.StaticHashTable(
-            tf.lookup.TextFileInitializer(asset.asset_path, tf.int64,
-                                          tf.lookup.TextFileIndex.LINE_NUMBER, tf.string,
-                                          tf.lookup.TextFileIndex.WHOLE_LINE),
+            tf.lookup.TextFileInitializer(
+                asset.asset_path,
+                tf.int64,
+                tf.lookup.TextFileIndex.LINE_NUMBER,
+                tf.string,
+                tf.lookup.TextFileIndex.WHOLE_LINE,
+            ),
             default_value="?",
         )
 
@@ -140,8 +150,10 @@ class ToyTask(Task):
             tokens = (bits + 1).to_tensor(default_value=0)
             probs = tf.nn.softmax(module.model(tokens, training=False), axis=-1)
             index = tf.argmax(probs, axis=-1)
-            return {"label": module.labels.lookup(index),
-                    "probability": tf.reduce_max(probs, axis=-1)}
+            return {
+                "label": module.labels.lookup(index),
+                "probability": tf.reduce_max(probs, axis=-1),
+            }
 
         module.serve = serve
         tf.saved_model.save(module, str(out_dir), signatures={"serving_default": serve})
@@ -153,5 +165,9 @@ class ToyTask(Task):
                 raise ValueError(f"toy inputs are strings of 0/1, got {text!r}")
         serve = tf.saved_model.load(str(export_dir)).signatures["serving_default"]
         out = serve(text=tf.constant(inputs))
-        return [f"{text}\t{label.decode()}\t{prob:.3f}" for text, label, prob in
-                zip(inputs, out["label"].numpy(), out["probability"].numpy(), strict=True)]
+        return [
+            f"{text}\t{label.decode()}\t{prob:.3f}"
+            for text, label, prob in zip(
+                inputs, out["label"].numpy(), out["probability"].numpy(), strict=True
+            )
+        ]

@@ -95,8 +95,10 @@ def prepare_run_dir(
     is_chief = work_dir == run_dir
     if overwrite and work_dir.exists() and any(work_dir.iterdir()):
         if is_chief and not config_file.exists():
-            raise RunDirError(f"{run_dir} is not a run directory (no config.yaml); refusing "
-                              "to delete it with --overwrite")
+            raise RunDirError(
+                f"{run_dir} is not a run directory (no config.yaml); refusing "
+                "to delete it with --overwrite"
+            )
         log(f"--overwrite: deleting the previous run in {work_dir}")
         for child in work_dir.iterdir():
             if is_chief and child.name == "workers":
@@ -107,8 +109,10 @@ def prepare_run_dir(
         return None
     if not config_file.exists():
         if is_chief:
-            raise RunDirError(f"{run_dir} exists, is not empty and is not a run directory (no "
-                              "config.yaml); choose another --run-dir")
+            raise RunDirError(
+                f"{run_dir} exists, is not empty and is not a run directory (no "
+                "config.yaml); choose another --run-dir"
+            )
         return cbs.read_backup(work_dir / "backup")
     old = yaml.safe_load(config_file.read_text()) or {}
     differ = diff_configs(_comparable(old), _comparable(config.to_dict()))
@@ -120,8 +124,10 @@ def prepare_run_dir(
         )
     record = cbs.read_backup(work_dir / "backup")
     if record and record.get("finished"):
-        raise RunDirError(f"{run_dir} already holds a finished run; use --overwrite to train "
-                          "again or choose another --run-dir")
+        raise RunDirError(
+            f"{run_dir} already holds a finished run; use --overwrite to train "
+            "again or choose another --run-dir"
+        )
     return record
 
 
@@ -226,8 +232,10 @@ def train(
     task.prepare()
     train_ds, val_ds = task.datasets(t.global_batch_size)
     if val_ds is None and t.monitor.startswith("val_"):
-        raise ValueError(f"training.monitor={t.monitor!r} needs a validation set, but the task "
-                         "returned none; monitor a training metric such as 'loss'")
+        raise ValueError(
+            f"training.monitor={t.monitor!r} needs a validation set, but the task "
+            "returned none; monitor a training metric such as 'loss'"
+        )
     steps_per_epoch = t.steps_per_epoch or count_batches(train_ds)
 
     with strategy.scope():
@@ -246,8 +254,10 @@ def train(
     if start_step >= steps_per_epoch:
         start_epoch, start_step = start_epoch + 1, 0
     if record:
-        log(f"resuming {run_dir} from epoch {start_epoch + 1}, step {start_step} "
-            f"(backup {record.get('weights') or 'none: restarting'})")
+        log(
+            f"resuming {run_dir} from epoch {start_epoch + 1}, step {start_step} "
+            f"(backup {record.get('weights') or 'none: restarting'})"
+        )
 
     state = cbs.FitState(epoch=start_epoch, step=start_step)
     checkpoints = cbs.ModelCheckpoints(work_dir / "checkpoints", t.monitor, t.monitor_mode, state)
@@ -263,14 +273,20 @@ def train(
         stateful["early_stopping"] = early
         callbacks.append(early)
     if is_chief:
-        callbacks.append(keras.callbacks.CSVLogger(str(run_dir / "history.csv"),
-                                                   append=record is not None))
+        callbacks.append(
+            keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=record is not None)
+        )
         if t.tensorboard and importlib.util.find_spec("tensorboard") is None:
             log("tensorboard is not installed: no TensorBoard logs (pip install tensorboard)")
         elif t.tensorboard:
             callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs")))
-    backup = cbs.ResumableBackup(work_dir / "backup", t.backup_every_steps, state, stateful,
-                                 extra={"fingerprint": config.fingerprint()})
+    backup = cbs.ResumableBackup(
+        work_dir / "backup",
+        t.backup_every_steps,
+        state,
+        stateful,
+        extra={"fingerprint": config.fingerprint()},
+    )
     backup.steps_per_epoch = steps_per_epoch
     callbacks.append(backup)
     if os.environ.get(KILL_ENV):
@@ -288,8 +304,14 @@ def train(
     history: dict[str, list[float]] = {}
     phases = []  # (first epoch, last epoch or None, steps per epoch, batches to skip)
     if start_step:
-        phases.append((start_epoch, start_epoch, steps_per_epoch - start_step,
-                       start_epoch * steps_per_epoch + start_step))
+        phases.append(
+            (
+                start_epoch,
+                start_epoch,
+                steps_per_epoch - start_step,
+                start_epoch * steps_per_epoch + start_step,
+            )
+        )
         start_epoch += 1
     if start_epoch < t.epochs:
         phases.append((start_epoch, None, steps_per_epoch, start_epoch * steps_per_epoch))
@@ -332,11 +354,14 @@ def train(
     epochs_done = state.epoch + 1 if phases else t.epochs
     backup.mark_finished(epochs_done)
     if stopped_early:
-        log(f"early stopping after epoch {epochs_done}: {t.monitor} did not improve for "
-            f"{t.early_stopping_patience} epochs")
+        log(
+            f"early stopping after epoch {epochs_done}: {t.monitor} did not improve for "
+            f"{t.early_stopping_patience} epochs"
+        )
     r0 = record or {}
-    return TrainResult(run_dir, history, r0.get("epoch", 0), r0.get("step", 0), epochs_done,
-                       stopped_early)
+    return TrainResult(
+        run_dir, history, r0.get("epoch", 0), r0.get("step", 0), epochs_done, stopped_early
+    )
 
 
 def load_checkpoint(task, run_dir: Path, which: str = "best"):
@@ -352,8 +377,11 @@ def load_checkpoint(task, run_dir: Path, which: str = "best"):
 
 
 def evaluate(
-    task_cls: type, config: ExperimentConfig, run_dir: str | Path,
-    splits: tuple[str, ...] = ("validation",), checkpoint: str = "best",
+    task_cls: type,
+    config: ExperimentConfig,
+    run_dir: str | Path,
+    splits: tuple[str, ...] = ("validation",),
+    checkpoint: str = "best",
 ) -> dict[str, dict[str, float]]:
     """Scores the checkpoint on `splits`; merges the results into run_dir/metrics.json."""
     import json
@@ -372,8 +400,11 @@ def evaluate(
 
 
 def export(
-    task_cls: type, config: ExperimentConfig, run_dir: str | Path,
-    out_dir: str | Path | None = None, checkpoint: str = "best",
+    task_cls: type,
+    config: ExperimentConfig,
+    run_dir: str | Path,
+    out_dir: str | Path | None = None,
+    checkpoint: str = "best",
 ) -> Path:
     """Exports the checkpoint as a SavedModel, built in a temp dir and renamed to `out_dir`.
 
@@ -383,8 +414,11 @@ def export(
     task = task_cls(config, run_dir)
     task.prepare()
     model = load_checkpoint(task, run_dir, checkpoint)
-    out = Path(out_dir) if out_dir else run_dir / "exports" / time.strftime(
-        "%Y%m%d-%H%M%S", time.gmtime())
+    out = (
+        Path(out_dir)
+        if out_dir
+        else run_dir / "exports" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    )
     with atomic_directory(out) as tmp:
         task.export(model, tmp)
     return out

@@ -47,9 +47,7 @@ def _make_reduce_per_replica(original):
         if reduction in ("mean", "auto") and tf_trainer._collective_all_reduce_multi_worker(
             strategy
         ):
-            return tf.nest.map_structure(
-                lambda v: strategy.reduce("MEAN", v, axis=None), values
-            )
+            return tf.nest.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
         return original(values, strategy, reduction)
 
     return reduce_per_replica

@@ -75,8 +75,15 @@ def make_strategy(runtime: Any) -> tf.distribute.Strategy:
     """
     if runtime.strategy == "default":
         return _new_strategy(runtime)
-    key = (runtime.strategy, tuple(runtime.devices), tuple(runtime.workers), runtime.task_index,
-           runtime.communication, runtime.tpu, os.environ.get("TF_CONFIG"))
+    key = (
+        runtime.strategy,
+        tuple(runtime.devices),
+        tuple(runtime.workers),
+        runtime.task_index,
+        runtime.communication,
+        runtime.tpu,
+        os.environ.get("TF_CONFIG"),
+    )
     if key not in _STRATEGIES:
         _STRATEGIES[key] = _new_strategy(runtime)
     return _STRATEGIES[key]
@@ -140,6 +147,7 @@ def worker_identity(strategy: tf.distribute.Strategy) -> tuple[bool, int]:
     resolver = strategy.cluster_resolver
     task_type, task_id = resolver.task_type, resolver.task_id or 0
     cluster = resolver.cluster_spec().as_dict()
-    is_chief = task_type == "chief" or (task_type == "worker" and task_id == 0
-                                        and "chief" not in cluster)
+    is_chief = task_type == "chief" or (
+        task_type == "worker" and task_id == 0 and "chief" not in cluster
+    )
     return is_chief, int(task_id) + (1 if task_type == "worker" and "chief" in cluster else 0)
