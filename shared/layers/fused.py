@@ -93,11 +93,41 @@ def _forward(zx, h0, c0, kernel, p, mt, rm):
     return c_ta.stack(), h_ta.stack(), h_last, c_last
 
 
+def _reverse_loop(step_fn, steps, dh_last, dc_last, dtype):
+    """Runs `step_fn(t, dh_carry, dc_carry) -> (dz_t, dh_{t-1}, dc_{t-1})` for t = T-1 .. 0.
+
+    Returns dz (T, [D,] B, 4u) and the gradients of the initial states.
+    """
+
+    def back(t, dh_carry, dc_carry, dz_ta):
+        dz, dh_prev, dc_prev = step_fn(t, dh_carry, dc_carry)
+        return t - 1, dh_prev, dc_prev, dz_ta.write(t, dz)
+
+    _, dh0, dc0, dz_ta = tf.while_loop(
+        lambda t, *_: t >= 0,
+        back,
+        (steps - 1, dh_last, dc_last, tf.TensorArray(dtype, steps)),
+        parallel_iterations=_PARALLEL_ITERATIONS,
+    )
+    return dz_ta.stack(), dh0, dc0
+
+
+def _to_previous_step(dz, dc_through, dh, dh_v, dc_carry, dc_v, kernels_t, rm, mt):
+    """Gradients reaching h_{t-1} and c_{t-1}: through the gates, and past a padded step."""
+    dh_prev = _step_matmul(dz, kernels_t)
+    if rm is not None:
+        dh_prev = dh_prev * rm
+    if mt is None:
+        return dh_prev, dc_through
+    # At a padded step the state was carried over: its gradient passes through unchanged.
+    return dh_prev + (dh - dh_v), dc_through + (dc_carry - dc_v)
+
+
 def _backward_loop(dh_seq, dh_last, dc_last, a_dc, b_all, b_c, kernels_t, mt, rm):
     """The reverse loop: carried gradients -> gate gradients dz (T, [D,] B, 4u), dh0, dc0."""
     steps = tf.shape(dh_seq)[0]
 
-    def back(t, dh_carry, dc_carry, dz_ta):
+    def back(t, dh_carry, dc_carry):
         dh = dh_seq[t] + dh_carry
         if mt is not None:
             valid = mt[t]
@@ -106,22 +136,12 @@ def _backward_loop(dh_seq, dh_last, dc_last, a_dc, b_all, b_c, kernels_t, mt, rm
             dh_v, dc_v = dh, dc_carry
         dc = dc_v + dh_v * a_dc[t]
         dz = tf.concat([dc, dc, dc, dh_v], axis=-1) * b_all[t]
-        dh_prev = _step_matmul(dz, kernels_t)
-        if rm is not None:
-            dh_prev = dh_prev * rm
-        dc_prev = dc * b_c[t]
-        if mt is not None:
-            dh_prev = dh_prev + (dh - dh_v)
-            dc_prev = dc_prev + (dc_carry - dc_v)
-        return t - 1, dh_prev, dc_prev, dz_ta.write(t, dz)
+        dh_prev, dc_prev = _to_previous_step(
+            dz, dc * b_c[t], dh, dh_v, dc_carry, dc_v, kernels_t, rm, mt
+        )
+        return dz, dh_prev, dc_prev
 
-    _, dh0, dc0, dz_ta = tf.while_loop(
-        lambda t, *_: t >= 0,
-        back,
-        (steps - 1, dh_last, dc_last, tf.TensorArray(dh_seq.dtype, steps)),
-        parallel_iterations=_PARALLEL_ITERATIONS,
-    )
-    return dz_ta.stack(), dh0, dc0
+    return _reverse_loop(back, steps, dh_last, dc_last, dh_seq.dtype)
 
 
 def _backward_loop_recompute(
@@ -137,7 +157,7 @@ def _backward_loop_recompute(
     if p is not None:
         p_i, p_f, p_o = (p[..., k : k + 1, :] for k in range(3))
 
-    def back(t, dh_carry, dc_carry, dz_ta):
+    def back(t, dh_carry, dc_carry):
         first = t > 0
         prev = tf.maximum(t - 1, 0)
         h_prev = tf.where(first, h_seq[prev], h0)
@@ -164,24 +184,13 @@ def _backward_loop_recompute(
         dz_i = dc * g * i * (1.0 - i)
         dz_f = dc * c_prev * f * (1.0 - f)
         dz = tf.concat([dz_i, dz_f, dc * i * (1.0 - g * g), dz_o], axis=-1)
-        dh_prev = _step_matmul(dz, kernels_t)
-        if rm is not None:
-            dh_prev = dh_prev * rm
-        dc_prev = dc * f
-        if p is not None:
-            dc_prev = dc_prev + dz_i * p_i + dz_f * p_f
-        if mt is not None:
-            dh_prev = dh_prev + (dh - dh_v)
-            dc_prev = dc_prev + (dc_carry - dc_v)
-        return t - 1, dh_prev, dc_prev, dz_ta.write(t, dz)
+        dc_through = dc * f if p is None else dc * f + dz_i * p_i + dz_f * p_f
+        dh_prev, dc_prev = _to_previous_step(
+            dz, dc_through, dh, dh_v, dc_carry, dc_v, kernels_t, rm, mt
+        )
+        return dz, dh_prev, dc_prev
 
-    _, dh0, dc0, dz_ta = tf.while_loop(
-        lambda t, *_: t >= 0,
-        back,
-        (steps - 1, dh_last, dc_last, tf.TensorArray(zx.dtype, steps)),
-        parallel_iterations=_PARALLEL_ITERATIONS,
-    )
-    return dz_ta.stack(), dh0, dc0
+    return _reverse_loop(back, steps, dh_last, dc_last, zx.dtype)
 
 
 def _backward_precomputed(
