@@ -3,7 +3,7 @@
 For every sequence length, all variants are built in one process and timed in interleaved
 repetitions (variant A, B, C, A, B, C, ...), so that machine noise hits them alike; the table
 reports the median. Peak memory is measured per variant in a fresh subprocess (peak RSS growth
-over the first two training steps, ru_maxrss), since one process cannot attribute its peak, and
+over the first two training steps, VmHWM), since one process cannot attribute its peak, and
 only at long sequences (--memory-lengths), where the step's activations exceed what tracing used.
 
 Usage:
@@ -92,6 +92,18 @@ def time_interleaved(fns: dict, repeats: int) -> tuple[dict, dict]:
     return med, {name: float(np.median(v)) for name, v in cpu.items()}
 
 
+def _peak_rss_mb() -> float:
+    """This address space's RSS high-water mark (VmHWM).
+
+    Not `ru_maxrss`: Linux carries the parent's high-water mark into a child across exec, so a
+    probe started by a large benchmark process would read the parent's peak.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # not Linux
+
+
 def probe_memory(name: str, batch: int, length: int, features: int, units: int) -> float:
     """In this process: peak RSS growth (MB) over two training steps of one variant."""
     layer = VARIANTS[name](units)
@@ -105,10 +117,10 @@ def probe_memory(name: str, batch: int, length: int, features: int, units: int) 
         return tape.gradient(loss, layer.trainable_variables)
 
     step.get_concrete_function()  # trace before the baseline
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _peak_rss_mb()
     step()
     step()
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024.0
+    return _peak_rss_mb() - before
 
 
 def peak_memory_mb(name: str, batch: int, length: int, features: int, units: int) -> float:
