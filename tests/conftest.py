@@ -38,3 +38,19 @@ def real_data() -> Path:
     if path is None:
         pytest.skip("real datasets not found: set LSTM_SUITE_DATA or use ../shared/datasets")
     return path
+
+
+@pytest.fixture
+def mirrored_strategy():
+    """MirroredStrategy over the 2 logical CPUs, the process-wide instance the spine caches.
+
+    Two MirroredStrategy objects in one process hand out clashing collective instance keys, so
+    every test must use this one (tests/test_strategy.py uses the same devices and cache).
+    """
+    from shared.config import RuntimeConfig
+    from shared.training.strategy import make_strategy
+
+    cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+    if len(cpus) < 2:
+        pytest.skip("needs the 2 logical CPU devices set up in conftest.py")
+    return make_strategy(RuntimeConfig(strategy="mirrored", devices=cpus[:2]))

@@ -453,10 +453,7 @@ def test_custom_activation_falls_back_to_cell_loop():
 
 
 # --- distribution ------------------------------------------------------------------------------
-def test_mirrored_strategy_matches_single_device():
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
-    if len(devices) < 2:
-        pytest.skip("needs 2 logical CPU devices (set up in conftest.py)")
+def test_mirrored_strategy_matches_single_device(mirrored_strategy):
     x = RNG.normal(size=(8, 6, 3)).astype("float32")
     mask_x = x.copy()
     mask_x[::2, 4:] = 0.0
@@ -474,8 +471,7 @@ def test_mirrored_strategy_matches_single_device():
 
     single = build()
     single.fit(mask_x, y, batch_size=8, epochs=3, shuffle=False, verbose=0)
-    strategy = tf.distribute.MirroredStrategy(devices)
-    with strategy.scope():
+    with mirrored_strategy.scope():
         mirrored = build()
     mirrored.fit(mask_x, y, batch_size=8, epochs=3, shuffle=False, verbose=0)
     for a, b in zip(single.weights, mirrored.weights):

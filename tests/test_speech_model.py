@@ -131,10 +131,7 @@ def test_model_config_errors_and_save_round_trip(tmp_path):
 
 
 @pytest.mark.slow  # two strategies, two graph compilations (~10 s idle, ~40 s on a busy host)
-def test_mirrored_training_step_equals_single_device():
-    devices = tf.config.list_logical_devices("CPU")[:2]
-    if len(devices) < 2:
-        pytest.skip("needs two logical CPU devices (tests/conftest.py)")
+def test_mirrored_training_step_equals_single_device(mirrored_strategy):
     cfg = ModelConfig(lstm_units=8, lstm_layers=1, dropout=0.0, spec_augment=False)
     rng = np.random.default_rng(6)
     x = {"features": rng.normal(size=(4, 12, 6)).astype(np.float32),
@@ -153,8 +150,7 @@ def test_mirrored_training_step_equals_single_device():
         return start, model.get_weights()
 
     start, single = one_step(tf.distribute.get_strategy())
-    mirrored = tf.distribute.MirroredStrategy([d.name for d in devices])
-    _, multi = one_step(mirrored, start)
+    _, multi = one_step(mirrored_strategy, start)
     assert any(not np.allclose(a, b) for a, b in zip(start, single, strict=True))
     for a, b in zip(single, multi, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
