@@ -109,9 +109,10 @@ def prepare_run_dir(
         return None
     if not config_file.exists():
         if is_chief:
+            found = sorted(c.name for c in run_dir.iterdir() if c.name != "workers")
             raise RunDirError(
                 f"{run_dir} exists, is not empty and is not a run directory (no "
-                "config.yaml); choose another --run-dir"
+                f"config.yaml; found {', '.join(found[:5])}); choose another --run-dir"
             )
         return cbs.read_backup(work_dir / "backup")
     old = yaml.safe_load(config_file.read_text()) or {}
