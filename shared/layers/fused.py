@@ -112,6 +112,14 @@ def _reverse_loop(step_fn, steps, dh_last, dc_last, dtype):
     return dz_ta.stack(), dh0, dc0
 
 
+def _incoming(t, dh_seq, dh_carry, dc_carry, mt):
+    """Gradients arriving at step t: (dh, and dh, dc as seen by a valid step; 0 at padding)."""
+    dh = dh_seq[t] + dh_carry
+    if mt is None:
+        return dh, dh, dc_carry
+    return dh, dh * mt[t], dc_carry * mt[t]
+
+
 def _to_previous_step(dz, dc_through, dh, dh_v, dc_carry, dc_v, kernels_t, rm, mt):
     """Gradients reaching h_{t-1} and c_{t-1}: through the gates, and past a padded step."""
     dh_prev = _step_matmul(dz, kernels_t)
@@ -128,12 +136,7 @@ def _backward_loop(dh_seq, dh_last, dc_last, a_dc, b_all, b_c, kernels_t, mt, rm
     steps = tf.shape(dh_seq)[0]
 
     def back(t, dh_carry, dc_carry):
-        dh = dh_seq[t] + dh_carry
-        if mt is not None:
-            valid = mt[t]
-            dh_v, dc_v = dh * valid, dc_carry * valid
-        else:
-            dh_v, dc_v = dh, dc_carry
+        dh, dh_v, dc_v = _incoming(t, dh_seq, dh_carry, dc_carry, mt)
         dc = dc_v + dh_v * a_dc[t]
         dz = tf.concat([dc, dc, dc, dh_v], axis=-1) * b_all[t]
         dh_prev, dc_prev = _to_previous_step(
@@ -171,12 +174,7 @@ def _backward_loop_recompute(
             z_o = z_o + c_t * p_o
         i, f, o, g = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.sigmoid(z_o), tf.tanh(z_c)
         tanh_c = tf.tanh(c_t)
-        dh = dh_seq[t] + dh_carry
-        if mt is not None:
-            valid = mt[t]
-            dh_v, dc_v = dh * valid, dc_carry * valid
-        else:
-            dh_v, dc_v = dh, dc_carry
+        dh, dh_v, dc_v = _incoming(t, dh_seq, dh_carry, dc_carry, mt)
         dz_o = dh_v * tanh_c * o * (1.0 - o)
         dc = dc_v + dh_v * o * (1.0 - tanh_c * tanh_c)
         if p is not None:
