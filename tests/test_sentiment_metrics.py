@@ -59,3 +59,16 @@ def test_report_and_plot(tmp_path):
         np.array(report["confusion_matrix"]), ["neg", "pos", "mixed"], tmp_path / "cm.png"
     )
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_confusion_plot_leaves_the_matplotlib_backend_alone(tmp_path):
+    import matplotlib
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")  # anything but Agg, which the old code forced on its caller
+    try:
+        plot_confusion_matrix(np.array([[3, 1], [0, 4]]), ["neg", "pos"], tmp_path / "c.png")
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

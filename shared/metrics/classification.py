@@ -79,16 +79,18 @@ def classification_report(
 def plot_confusion_matrix(
     matrix: np.ndarray, label_names: Sequence[str], path: str | Path, title: str = ""
 ) -> Path:
-    """Writes a PNG heat map of `matrix` (counts, with row-normalised shading) to `path`."""
-    import matplotlib
+    """Writes a PNG heat map of `matrix` (counts, with row-normalised shading) to `path`.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Uses a bare `Figure` (no pyplot): the caller's matplotlib backend, e.g. a notebook's inline
+    one, is left alone.
+    """
+    from matplotlib.figure import Figure
 
     matrix = np.asarray(matrix)
     shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     size = 2.4 + 0.6 * len(label_names)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
+    fig = Figure(figsize=(size + 1, size))
+    ax = fig.subplots()
     image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     ticks = range(len(label_names))
     ax.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="true", title=title)
@@ -103,5 +105,4 @@ def plot_confusion_matrix(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
