@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from suites.speech.features import FeatureConfig, FeatureStats, compute_features
-from suites.speech.layers import FrameStack, SpecAugment, UtteranceMeanNorm
+from suites.speech.layers import VTLP, Cepstra, FrameStack, SpecAugment, UtteranceMeanNorm
 from suites.speech.readers import Screen, Utterance
 from suites.speech.synth import speak, synthesize_corpus
 from suites.speech.tf_features import TFFeatureExtractor
@@ -126,6 +126,88 @@ def test_utterance_mean_norm_matches_numpy():
     y = np.asarray(UtteranceMeanNorm()((x, lengths)))
     for i, n in enumerate(lengths):
         np.testing.assert_allclose(y[i], x[i] - x[i, :n].mean(0), atol=1e-5)
+
+
+def test_utterance_mean_variance_norm_matches_numpy():
+    x = np.random.default_rng(5).normal(2.0, 3.0, (3, 9, 5)).astype(np.float32)
+    lengths = np.array([9, 4, 2], np.int32)
+    y = np.asarray(UtteranceMeanNorm(scale=True, epsilon=1e-3)((x, lengths)))
+    for i, n in enumerate(lengths):
+        valid = x[i, :n].astype(np.float64)
+        expected = (x[i] - valid.mean(0)) / np.sqrt(valid.var(0) + 1e-3)
+        np.testing.assert_allclose(y[i], expected, rtol=1e-4, atol=1e-4)
+    assert UtteranceMeanNorm.from_config(UtteranceMeanNorm(scale=True).get_config()).scale
+    with pytest.raises(ValueError, match="epsilon"):
+        UtteranceMeanNorm(epsilon=0.0)
+
+
+def _numpy_vtlp(x, alpha, sr, n_mels, fmax, boundary):
+    """Reference VTLP: forward warp on a fine grid, inverted numerically, np.interp in mel."""
+    import librosa
+
+    nyq = sr / 2
+    centres = librosa.mel_frequencies(n_mels + 2, fmin=0.0, fmax=fmax or nyq)[1:-1]
+    f_hi = boundary * nyq
+    grid = np.linspace(0.0, nyq, 200001)
+    knee = f_hi * min(alpha, 1.0) / alpha
+    fwd = np.where(
+        grid <= knee,
+        grid * alpha,
+        nyq - (nyq - f_hi * min(alpha, 1.0)) / (nyq - knee) * (nyq - grid),
+    )
+    src = np.interp(centres, fwd, grid)  # warp^-1 at every band centre
+    mel_c, mel_s = librosa.hz_to_mel(centres), librosa.hz_to_mel(src)
+    return np.stack([np.interp(mel_s, mel_c, frame) for frame in x.reshape(-1, n_mels)]).reshape(
+        x.shape
+    )
+
+
+@pytest.mark.parametrize("sr,n_mels,fmax", [(8000, 40, None), (16000, 80, 7600.0)])
+def test_vtlp_warp_matches_numpy_reference(sr, n_mels, fmax):
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(4, 7, n_mels)).astype(np.float32).cumsum(-1)
+    alphas = np.array([0.85, 0.95, 1.07, 1.15], np.float32)
+    layer = VTLP(sr, n_mels, fmax=fmax, boundary=0.8)
+    got = np.asarray(layer.warp(x, alphas))
+    for i, a in enumerate(alphas):
+        ref = _numpy_vtlp(x[i], float(a), sr, n_mels, fmax, 0.8)
+        np.testing.assert_allclose(got[i], ref, atol=2e-3)
+    # alpha = 1 is the identity; inference passes inputs through untouched.
+    np.testing.assert_allclose(layer.warp(x, np.ones(4, np.float32)), x, atol=1e-4)
+    np.testing.assert_array_equal(layer(x, training=False), x)
+
+
+def test_vtlp_training_draws_factors_in_range():
+    layer = VTLP(8000, 40, min_factor=0.9, max_factor=1.1, seed=2)
+    x = np.tile(np.linspace(0.0, 39.0, 40, dtype=np.float32), (64, 3, 1))  # x[..., k] = k
+    y = np.asarray(layer(x, training=True))
+    assert not np.allclose(y, x)
+    # On a linear ramp the warped value at a low band is its source position in bands, which
+    # lies between the positions for the extreme factors.
+    lo = np.asarray(layer.warp(x[:1], np.array([1.1], np.float32)))[0, 0]
+    hi = np.asarray(layer.warp(x[:1], np.array([0.9], np.float32)))[0, 0]
+    assert np.all(y[:, 0, 5] >= lo[5] - 1e-4) and np.all(y[:, 0, 5] <= hi[5] + 1e-4)
+    assert len(np.unique(np.round(y[:, 0, 5], 4))) > 10  # one factor per utterance
+    with pytest.raises(ValueError, match="min_factor"):
+        VTLP(8000, 40, min_factor=1.2, max_factor=1.1)
+    with pytest.raises(ValueError, match="boundary"):
+        VTLP(8000, 40, boundary=1.0)
+    config = VTLP(8000, 40, min_factor=0.85, seed=1).get_config()
+    assert VTLP.from_config(config).min_factor == 0.85
+
+
+def test_cepstra_match_librosa_mfcc():
+    import librosa
+
+    logmel = np.random.default_rng(7).normal(size=(2, 6, 40)).astype(np.float32)
+    got = np.asarray(Cepstra(20)(logmel))
+    for i in range(2):
+        ref = librosa.feature.mfcc(S=logmel[i].T, n_mfcc=20, dct_type=2, norm="ortho").T
+        np.testing.assert_allclose(got[i], ref, atol=1e-4)
+    with pytest.raises(ValueError, match="exceeds"):
+        Cepstra(41)(logmel)
+    with pytest.raises(ValueError, match="num_coefficients"):
+        Cepstra(0)
 
 
 def test_spec_augment_masks_only_in_training():

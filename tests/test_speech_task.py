@@ -25,7 +25,14 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("speech_tiny")
-    overrides = ["training.progress=none", "model.lexicon=['yes', 'no', up, down]"]
+    # Per-utterance mean/variance normalisation and VTLP on: the export round trip covers them.
+    overrides = [
+        "training.progress=none",
+        "model.lexicon=['yes', 'no', up, down]",
+        "model.utterance_norm=true",
+        "model.utterance_var_norm=true",
+        "model.vtlp=true",
+    ]
     cfg = load_config(REPO / "configs/speech/tiny.yaml", overrides=overrides)
     task_cls = get_task("speech")
     start = time.perf_counter()

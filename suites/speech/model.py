@@ -15,7 +15,10 @@ from keras import ops
 from keras.src.losses.loss import scale_loss_for_distribution
 
 from shared.layers import Bidirectional, PeepholeLSTM
+from suites.speech.features import FeatureConfig
 from suites.speech.layers import (
+    VTLP,
+    Cepstra,
     FrameStack,
     SequenceMask,
     SpecAugment,
@@ -38,6 +41,16 @@ class ModelConfig:
     dropout: float = 0.1  # dropout between layers
     recurrent_dropout: float = 0.0  # LSTM recurrent dropout (slow on CPU; keep 0)
     utterance_norm: bool = False  # subtract each utterance's mean feature vector (CMN)
+    utterance_var_norm: bool = False  # with utterance_norm: also divide by the utterance's
+    # per-feature standard deviation (CMVN; removes gain/spread differences between voices)
+    vtlp: bool = False  # vocal tract length perturbation of the log-mel axis in training
+    # (log-mel features only; nothing changes at inference or in the export)
+    vtlp_min: float = 0.9  # smallest VTLP warp factor (drawn uniformly per utterance and step)
+    vtlp_max: float = 1.1  # largest VTLP warp factor
+    vtlp_boundary: float = 0.8  # VTLP knee F_hi as a fraction of the Nyquist frequency
+    feature_noise: float = 0.0  # std of Gaussian noise added to normalised features in training
+    cepstra: int = 0  # > 0: the model keeps this many DCT-II coefficients of the normalised
+    # log-mel frames (MFCC-style, after VTLP, before per-utterance norm); 0 = features as they are
     spec_augment: bool = True  # SpecAugment masks in training
     freq_masks: int = 2  # SpecAugment frequency masks per utterance
     freq_width: int = 10  # maximum frequency-mask width in features
@@ -60,6 +73,19 @@ class ModelConfig:
             raise ValueError("model.export_lexicon needs a non-empty model.lexicon")
         if self.beam_width < 1:
             raise ValueError(f"model.beam_width must be >= 1, got {self.beam_width}")
+        if not 0.0 < self.vtlp_min <= self.vtlp_max:
+            raise ValueError(
+                f"model.vtlp_min/vtlp_max: need 0 < min <= max, got "
+                f"{self.vtlp_min}, {self.vtlp_max}"
+            )
+        if not 0.0 < self.vtlp_boundary < 1.0:
+            raise ValueError(f"model.vtlp_boundary must be in (0, 1), got {self.vtlp_boundary}")
+        if self.cepstra < 0:
+            raise ValueError(f"model.cepstra must be >= 0, got {self.cepstra}")
+        if self.feature_noise < 0:
+            raise ValueError(f"model.feature_noise must be >= 0, got {self.feature_noise}")
+        if self.utterance_var_norm and not self.utterance_norm:
+            raise ValueError("model.utterance_var_norm needs model.utterance_norm: true")
 
 
 @keras.saving.register_keras_serializable(package="lstm_suite")
@@ -87,6 +113,7 @@ def build_model(
     mean: list[float] | None = None,
     variance: list[float] | None = None,
     seed: int | None = None,
+    features_config: FeatureConfig | None = None,
 ) -> CTCModel:
     """Builds the acoustic model.
 
@@ -95,15 +122,28 @@ def build_model(
         feature_dim: features per input frame.
         num_classes: characters + 1 (the CTC blank, last).
         mean, variance: per-feature statistics of the training set (None: no normalisation).
-        seed: seed of the SpecAugment random stream.
+        seed: seed of the SpecAugment/VTLP random streams.
+        features_config: the input features (needed by `cfg.vtlp`: log-mel filterbank layout).
     """
     features = keras.Input((None, feature_dim), name="features")
     lengths = keras.Input((), dtype="int32", name="feature_lengths")
     x = features
+    if cfg.vtlp:
+        fc = features_config
+        if fc is None or fc.kind != "logmel" or fc.n_mels != feature_dim:
+            raise ValueError("model.vtlp needs log-mel features (data.features.kind: logmel)")
+        x = VTLP(
+            fc.sample_rate, fc.n_mels, fc.fmin, fc.fmax, cfg.vtlp_min, cfg.vtlp_max,
+            cfg.vtlp_boundary, seed=None if seed is None else seed + 1, name="vtlp",
+        )(x)  # fmt: skip
     if mean is not None:
         x = keras.layers.Normalization(mean=mean, variance=variance, name="normalize")(x)
+    if cfg.cepstra:
+        x = Cepstra(cfg.cepstra, name="cepstra")(x)
     if cfg.utterance_norm:
-        x = UtteranceMeanNorm(name="utterance_norm")((x, lengths))
+        x = UtteranceMeanNorm(cfg.utterance_var_norm, name="utterance_norm")((x, lengths))
+    if cfg.feature_noise:
+        x = keras.layers.GaussianNoise(cfg.feature_noise, seed=seed, name="feature_noise")(x)
     if cfg.spec_augment:
         x = SpecAugment(
             cfg.freq_masks, cfg.freq_width, cfg.time_masks, cfg.time_width, seed=seed,

@@ -135,6 +135,7 @@ class SpeechTask(Task):
         return build_model(
             self.config.model, self.config.data.features.dim, self.vocab.num_classes,
             mean=stats.mean, variance=[s * s for s in stats.std], seed=self.config.seed,
+            features_config=self.config.data.features,
         )  # fmt: skip
 
     def custom_objects(self):
@@ -147,6 +148,8 @@ class SpeechTask(Task):
             "SequenceMask": layers.SequenceMask,
             "ZeroPadding": layers.ZeroPadding,
             "UtteranceMeanNorm": layers.UtteranceMeanNorm,
+            "VTLP": layers.VTLP,
+            "Cepstra": layers.Cepstra,
         }
 
     # -- after training ---------------------------------------------------------------------
