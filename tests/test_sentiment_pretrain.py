@@ -38,6 +38,33 @@ def test_targets_shift_and_keep_padding():
     assert targets["previous_token"].numpy().tolist() == [[0, 5, 6, 0], [0, 8, 0, 0]]
 
 
+def _numpy_cross_entropy(hidden, kernel, bias, targets):
+    logits = hidden @ kernel + bias
+    logits = logits - logits.max(-1, keepdims=True)
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    rows, cols = np.nonzero(targets)
+    return -log_probs[rows, cols, targets[rows, cols]].mean()
+
+
+def test_sampled_softmax_loss_is_exact_in_evaluation_and_sampled_in_training():
+    keras.utils.set_random_seed(0)  # the candidate sampler draws from TF's seeded RNG
+    rng = np.random.default_rng(0)
+    dense = keras.layers.Dense(50, name="next_token")
+    dense.build((None, 4))
+    dense.bias.assign(rng.normal(size=50).astype("float32"))
+    hidden = rng.normal(size=(2, 5, 4)).astype("float32")
+    targets = np.array([[3, 7, 9, 0, 0], [1, 2, 3, 4, 5]], np.int32)
+    want = _numpy_cross_entropy(hidden, dense.kernel.numpy(), dense.bias.numpy(), targets)
+    layer = pretrain.SampledSoftmaxLoss(dense, num_sampled=8)
+    np.testing.assert_allclose(float(layer(hidden, targets, training=False)), want, rtol=1e-5)
+    full = pretrain.SampledSoftmaxLoss(dense, num_sampled=0)
+    np.testing.assert_allclose(float(full(hidden, targets, training=True)), want, rtol=1e-5)
+    sampled = float(layer(hidden, targets, training=True))
+    assert np.isfinite(sampled) and sampled > 0 and not np.isclose(sampled, want, rtol=1e-2)
+    wide = pretrain.SampledSoftmaxLoss(dense, num_sampled=50)  # >= vocab: exact softmax
+    np.testing.assert_allclose(float(wide(hidden, targets, training=True)), want, rtol=1e-5)
+
+
 def test_collect_texts_deduplicates_and_excludes(tmp_path):
     (tmp_path / "dev").write_text("1 a fine -lrb- dev -rrb- sentence here .\n")
     (tmp_path / "train").write_text("0 a train sentence .\n1 another one .\n")
@@ -58,7 +85,7 @@ def test_pretrain_writes_files_and_weights_transfer(tmp_path):
         texts, tmp_path, vocab_size=40, embedding_dim=8, units=6, epochs=1, batch_size=32
     )
     info, weights = pretrain.load_pretrained(tmp_path)
-    assert info["history"][0]["val_next_token_perplexity"] > 1
+    assert info["history"][0]["val_perplexity"] > 1 and info["best_epoch"] == 1
     assert json.loads((tmp_path / "pretrain.json").read_text())["texts"] == 120
     settings = info["settings"]
     lm = pretrain.build_language_model(settings["vocab_size"], 8, 6)

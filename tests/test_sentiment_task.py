@@ -125,7 +125,9 @@ def test_predict_in_a_fresh_process_prints_label_and_probability(tiny_run, expor
     assert text == "good and not bad"
 
 
-@pytest.mark.parametrize("name", ["tiny", "sst2", "sst2_pretrained", "rt_polarity", "imdb"])
+@pytest.mark.parametrize(
+    "name", ["tiny", "sst2", "sst2_rt", "sst2_pretrained", "rt_polarity", "imdb"]
+)
 def test_configs_load_and_validate(name):
     config = load_config(REPO / "configs" / "sentiment" / f"{name}.yaml", data_dir="/data")
     assert config.task == "sentiment"

@@ -16,8 +16,10 @@ text. The output folder holds what `model.pretrained_encoder` needs:
         --text ../shared/datasets/multi30k/raw/train.en.gz \\
         --exclude-sst2 ../shared/datasets/sst2/stsa.binary.dev
 
-`--exclude-sst2` drops every unlabelled line containing one of those sentences (letters-only
-comparison), so text of the evaluation split never reaches pre-training.
+`--exclude-sst2` drops every unlabelled line that contains one of those sentences or is part of
+one (`overlap.OverlapFilter`), so text of the evaluation split never reaches pre-training.
+`--max-minutes` ends training after the step that crosses the budget (that epoch is still
+validated); the weights kept are those of the epoch with the lowest validation loss.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import re
 import time
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from shared.data.tokenizer import SentencePieceTokenizer, train_sentencepiece
 from shared.layers import Bidirectional, PeepholeLSTM
 from suites.sentiment.data import LabeledTexts, read_sst2
 from suites.sentiment.inputs import Normalization, make_dataset, normalize_texts
+from suites.sentiment.overlap import OverlapFilter
 
 SPM_FILE = "sentencepiece.model"
 WEIGHTS_FILE = "lm.weights.h5"
@@ -57,10 +59,10 @@ def build_language_model(
     """
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")
     x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(ids)
-    x = keras.layers.Dropout(dropout)(x)
+    x = keras.layers.Dropout(dropout, name="embedding_dropout")(x)
     lstm = PeepholeLSTM(units, return_sequences=True, use_peepholes=use_peepholes, name="lstm_0")
     h = Bidirectional(lstm, merge_mode="concat", name="bilstm_0")(x)
-    h = keras.layers.Dropout(dropout)(h)
+    h = keras.layers.Dropout(dropout, name="output_dropout")(h)
     forward, backward = h[:, :, :units], h[:, :, units:]
     return keras.Model(
         ids,
@@ -72,13 +74,87 @@ def build_language_model(
     )
 
 
+@keras.saving.register_keras_serializable(package="lstm_suite")
+class SampledSoftmaxLoss(keras.layers.Layer):
+    """Adds one LM direction's mean cross-entropy per target token to the model's losses.
+
+    Uses the kernel and bias of `output_layer` (the direction's `Dense(vocab)` logits layer, so the
+    saved LM is the same as with a full softmax). In training, with `num_sampled > 0`, the loss is
+    `tf.nn.sampled_softmax_loss` over `num_sampled` log-uniformly drawn classes (SentencePiece
+    ids are roughly frequency-ordered) - the full `units x vocab` product dominated the cost of a
+    step; in evaluation (and with `num_sampled == 0`) it is the exact softmax cross-entropy, so
+    validation perplexities are exact. Steps whose target is 0 (padding) are ignored.
+
+    Args:
+        output_layer: a built or buildable `keras.layers.Dense` with `vocab_size` units.
+        num_sampled: negative classes per step in training (0: full softmax).
+
+    Call args:
+        hidden: `[batch, time, units]` LSTM outputs.
+        targets: `[batch, time]` int target ids, 0 = no target.
+
+    Returns the scalar loss (also added with `add_loss`).
+    """
+
+    def __init__(self, output_layer: keras.layers.Dense, num_sampled: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        if num_sampled < 0:
+            raise ValueError(f"num_sampled must be >= 0, got {num_sampled}")
+        self.output_layer = output_layer
+        self.num_sampled = num_sampled
+
+    def call(self, hidden, targets, training=None):
+        # tf ops: TF-only training utility (sampled softmax has no keras.ops equivalent).
+        if not self.output_layer.built:
+            self.output_layer.build(hidden.shape)
+        mask = targets != 0
+        inputs = tf.boolean_mask(hidden, mask)
+        labels = tf.cast(tf.boolean_mask(targets, mask), tf.int64)
+        vocab = self.output_layer.units
+        if training and 0 < self.num_sampled < vocab:
+            losses = tf.nn.sampled_softmax_loss(
+                weights=tf.transpose(self.output_layer.kernel),
+                biases=self.output_layer.bias,
+                labels=labels[:, None],
+                inputs=inputs,
+                num_sampled=self.num_sampled,
+                num_classes=vocab,
+            )
+        else:
+            losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels, self.output_layer(inputs)
+            )
+        loss = tf.math.divide_no_nan(tf.reduce_sum(losses), tf.cast(tf.size(losses), tf.float32))
+        self.add_loss(loss)
+        return loss
+
+    def get_config(self):
+        raise NotImplementedError("SampledSoftmaxLoss is a training-time layer; save the LM")
+
+
+def build_training_model(language_model: keras.Model, num_sampled: int) -> keras.Model:
+    """Wraps `build_language_model`'s model: ids -> the two directions' losses (shared weights)."""
+    ids = language_model.input
+    targets = lm_targets(ids)
+    h = language_model.get_layer("output_dropout").output
+    units = h.shape[-1] // 2
+    losses = {}
+    for name, part in (("next_token", h[:, :, :units]), ("previous_token", h[:, :, units:])):
+        losses[name] = SampledSoftmaxLoss(
+            language_model.get_layer(name), num_sampled, name=f"{name}_loss"
+        )(part, targets[name])
+    return keras.Model(ids, losses, name="bidirectional_lm_training")
+
+
 def lm_targets(ids: tf.Tensor) -> dict[str, tf.Tensor]:
     """Next/previous-token targets of 0-padded ids; 0 (padding) marks steps without a target."""
-    pad = tf.zeros_like(ids[:, :1])
-    valid = ids != 0  # no target at padding steps
+    pad = keras.ops.zeros_like(ids[:, :1])
+    valid = keras.ops.not_equal(ids, 0)  # no target at padding steps
     return {
-        "next_token": tf.where(valid, tf.concat([ids[:, 1:], pad], axis=1), 0),
-        "previous_token": tf.where(valid, tf.concat([pad, ids[:, :-1]], axis=1), 0),
+        "next_token": keras.ops.where(valid, keras.ops.concatenate([ids[:, 1:], pad], axis=1), 0),
+        "previous_token": keras.ops.where(
+            valid, keras.ops.concatenate([pad, ids[:, :-1]], axis=1), 0
+        ),
     }
 
 
@@ -107,11 +183,6 @@ def load_pretrained(folder: str | Path) -> tuple[dict, Path]:
     return json.loads((folder / INFO_FILE).read_text()), folder / WEIGHTS_FILE
 
 
-def _letters(text: str) -> str:
-    text = text.lower().replace("-lrb-", "").replace("-rrb-", "")
-    return re.sub(r"[^a-z]", "", text)
-
-
 def _read_lines(path: Path) -> list[str]:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as f:
@@ -121,10 +192,11 @@ def _read_lines(path: Path) -> list[str]:
 def collect_texts(
     text_files: list[Path], sst2_files: list[Path], exclude_sst2: list[Path]
 ) -> tuple[list[str], dict[str, int]]:
-    """Unlabelled texts (deduplicated, file order) minus lines containing an excluded sentence."""
-    excluded = [_letters(t) for path in exclude_sst2 for t in read_sst2(path).texts]
-    long_excluded = [e for e in excluded if len(e) >= 15]
-    short_excluded = {e for e in excluded if len(e) < 15}
+    """Unlabelled texts (deduplicated, file order) minus lines overlapping an excluded sentence.
+
+    Overlap = the line contains an excluded sentence or is part of one (`overlap.OverlapFilter`).
+    """
+    excluded = OverlapFilter(t for path in exclude_sst2 for t in read_sst2(path).texts)
     texts: dict[str, None] = {}
     stats: dict[str, int] = {}
     dropped = 0
@@ -134,8 +206,7 @@ def collect_texts(
     for path, lines in sources:
         kept = 0
         for line in lines:
-            key = _letters(line)
-            if key in short_excluded or any(e in key for e in long_excluded):
+            if excluded.overlaps(line):
                 dropped += 1
                 continue
             if line not in texts:
@@ -162,8 +233,15 @@ def pretrain(
     seed: int = 42,
     num_buckets: int = 8,
     log_every: int = 50,
+    max_minutes: float | None = None,
+    num_sampled: int = 512,
 ) -> dict:
-    """Trains tokenizer + bidirectional LM on `texts`; writes the files listed in the docstring."""
+    """Trains tokenizer + bidirectional LM on `texts`; writes the files listed in the docstring.
+
+    The weights written are those of the epoch with the lowest validation loss (`best_epoch` in
+    pretrain.json). With `max_minutes`, training stops after the step that crosses the budget.
+    `num_sampled` > 0 trains with a sampled softmax (`SampledSoftmaxLoss`); validation is exact.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
     normalized = normalize_texts(texts, normalization)
@@ -192,14 +270,11 @@ def pretrain(
             shuffle_seed=seed if shuffle else None,
             num_buckets=num_buckets if shuffle else 0,
         )
-        return ds.map(lambda ids, _: (ids, lm_targets(ids)))
+        return ds.map(lambda ids, _: ids)  # the training model derives its own targets
 
     model = build_language_model(tokenizer.vocab_size, embedding_dim, units, use_peepholes, dropout)
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate, clipnorm=5.0),
-        loss={"next_token": loss, "previous_token": loss},
-    )
+    trainer = build_training_model(model, num_sampled)
+    trainer.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=5.0))
     started = time.time()
     info = {
         "settings": dict(
@@ -212,11 +287,14 @@ def pretrain(
             dropout=dropout,
             batch_size=batch_size,
             learning_rate=learning_rate,
+            num_sampled=num_sampled,
             seed=seed,
         ),
         "texts": len(texts),
         "history": [],
+        "best_epoch": None,
     }
+    best = {"val_loss": float("inf")}
 
     class Save(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
@@ -226,19 +304,25 @@ def pretrain(
                 print(
                     f"[pretrain] step {batch + 1}: loss {loss:.3f}, {minutes:.1f} min", flush=True
                 )
+            if max_minutes is not None and time.time() - started > 60 * max_minutes:
+                self.model.stop_training = True
 
         def on_epoch_end(self, epoch, logs=None):
             logs = {k: float(v) for k, v in (logs or {}).items()}
             logs["minutes"] = (time.time() - started) / 60
-            for key in ("val_next_token_loss", "val_previous_token_loss"):
-                if key in logs:
-                    logs[key.replace("loss", "perplexity")] = float(np.exp(logs[key]))
+            # loss = sum of both directions' mean cross-entropies: geometric-mean perplexity
+            if "val_loss" in logs:
+                logs["val_perplexity"] = float(np.exp(logs["val_loss"] / 2))
             info["history"].append(logs)
-            model.save_weights(out_dir / WEIGHTS_FILE)
+            val_loss = logs.get("val_loss", float("inf"))
+            if info["best_epoch"] is None or val_loss < best["val_loss"]:
+                best["val_loss"] = val_loss
+                info["best_epoch"] = epoch + 1
+                model.save_weights(out_dir / WEIGHTS_FILE)
             (out_dir / INFO_FILE).write_text(json.dumps(info, indent=2))
             print(f"[pretrain] epoch {epoch + 1}: {json.dumps(logs)}", flush=True)
 
-    model.fit(
+    trainer.fit(
         dataset(splits["train"], True),
         validation_data=dataset(splits["validation"], False),
         epochs=epochs,
@@ -280,6 +364,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--dropout", type=float, default=0.2, help="LM dropout")
+    parser.add_argument(
+        "--num-sampled", type=int, default=512, help="sampled-softmax classes (0: full softmax)"
+    )
+    parser.add_argument(
+        "--max-minutes", type=float, default=None, help="stop after this much training time"
+    )
     args = parser.parse_args(argv)
     texts, stats = collect_texts(args.text, args.sst2, args.exclude_sst2)
     print(f"[pretrain] {len(texts)} texts: {json.dumps(stats)}", flush=True)
@@ -294,6 +385,9 @@ def main(argv: list[str] | None = None) -> None:
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         seed=args.seed,
+        dropout=args.dropout,
+        max_minutes=args.max_minutes,
+        num_sampled=args.num_sampled,
     )
     info["corpus"] = stats
     (args.out / INFO_FILE).write_text(json.dumps(info, indent=2))

@@ -29,7 +29,7 @@ from shared.data.tokenizer import SentencePieceTokenizer, train_sentencepiece
 from shared.metrics.classification import classification_report, plot_confusion_matrix
 from shared.task import Task, register_task
 from suites.sentiment import data as readers
-from suites.sentiment import pretrain
+from suites.sentiment import extra, pretrain
 from suites.sentiment.inputs import encode, make_dataset, normalize_texts
 from suites.sentiment.model import build_classifier
 from suites.sentiment.pooling import AttentionPooling1D, MaskedGlobalMaxPooling1D
@@ -43,6 +43,7 @@ from suites.sentiment.serving import (
 logger = logging.getLogger(__name__)
 
 SPM_FILE = "sentencepiece.model"
+EXTRA_STATS_FILE = "extra_train.json"
 
 
 @dataclass
@@ -75,6 +76,12 @@ class SentimentDataConfig:
     normalization: Literal["none", "ptb"] = "ptb"  # in-graph text normalisation (inputs.py)
     max_length: int = 128  # tokens kept per text (head); longer texts are truncated
     num_buckets: int = 4  # training batches from this many length buckets; 0: plain batches
+    extra_train: list[str] = field(default_factory=list)  # extra labelled training data, each
+    # "<format>:<path>" with format rt_polarity (folder), sst2 or csv (file); relative paths are
+    # under data_dir, e.g. "rt_polarity:../rt-polarity" (see extra.py)
+    extra_overlap_filter: bool = True  # drop extra texts that equal/contain/are part of a
+    # validation or test sentence (keeps the validation figure honest; see overlap.py)
+    extra_overlap_min_words: int = 3  # shorter sentences/texts are matched exactly only
 
     def __post_init__(self):
         if self.max_length <= 0:
@@ -83,6 +90,12 @@ class SentimentDataConfig:
             raise ValueError(f"num_buckets must be >= 0, got {self.num_buckets}")
         if self.vocab_size < 8:
             raise ValueError(f"vocab_size must be >= 8, got {self.vocab_size}")
+        if self.extra_overlap_min_words < 1:
+            raise ValueError(
+                f"extra_overlap_min_words must be >= 1, got {self.extra_overlap_min_words}"
+            )
+        for entry in self.extra_train:
+            extra.parse_entry(entry, None)  # format check; the path is checked when read
 
 
 @dataclass
@@ -113,8 +126,25 @@ class SentimentTask(Task):
     # -- data -------------------------------------------------------------------------------
     @functools.cached_property
     def splits(self) -> dict[str, readers.LabeledTexts]:
-        """The labelled splits ("train", and "validation"/"test" when configured)."""
-        return load_splits(self.config.data, self.config.seed)
+        """The labelled splits ("train", and "validation"/"test" when configured).
+
+        `data.extra_train` examples are in "train" (after the overlap filter); their counts are
+        in `self.extra_stats`.
+        """
+        d = self.config.data
+        splits = load_splits(d, self.config.seed)
+        splits, self.extra_stats = extra.add_extra_train(
+            splits,
+            d.extra_train,
+            d.data_dir,
+            d.extra_overlap_filter,
+            d.extra_overlap_min_words,
+            text_column=d.text_column,
+            label_column=d.label_column,
+            delimiter=d.delimiter,
+            encoding_fallback=d.encoding_fallback,
+        )
+        return splits
 
     @property
     def label_names(self) -> list[str]:
@@ -126,6 +156,11 @@ class SentimentTask(Task):
         labels = self.artifacts_dir / LABELS_ASSET
         if not labels.exists():
             labels.write_text("".join(f"{n}\n" for n in self.label_names), encoding="utf-8")
+        _ = self.splits  # sets self.extra_stats
+        if self.extra_stats:
+            (self.artifacts_dir / EXTRA_STATS_FILE).write_text(
+                json.dumps(self.extra_stats, indent=2)
+            )
         spm_path = self.artifacts_dir / SPM_FILE
         pretrained = self.config.model.pretrained_encoder
         if pretrained and not spm_path.exists():
