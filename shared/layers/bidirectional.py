@@ -1,11 +1,13 @@
-"""`Bidirectional`: keras' wrapper, with both directions of a PeepholeLSTM run in ONE loop.
+"""`Bidirectional`: keras' wrapper, with the fused fast path for `PeepholeLSTM` directions.
 
-keras.layers.Bidirectional runs the forward layer, then the backward layer: two loops one after
-the other, each step a small matmul. When both directions are `PeepholeLSTM`s that can use the
-fused path, this wrapper stacks them on a "direction" axis so that every step does one batched
-matmul for both, and the hand-written backward pass does the same in reverse. Any other wrapped
-layer (a keras LSTM/GRU, a PeepholeLSTM with custom activations, a stateful layer) falls back to
-keras' behaviour unchanged.
+keras.layers.Bidirectional runs the forward layer, then the backward layer, each through
+keras' step-by-step RNN loop. When both directions are `PeepholeLSTM`s that can use the fused
+path, this wrapper projects the inputs of each direction with one large GEMM and runs each
+direction's fused loop (hand-written backward pass) as an independent op, so TensorFlow runs the
+two directions concurrently on two cores. (One shared loop with a batched matmul for both
+directions was measured slower on CPU: benchmarks/RESULTS.md.) Any other wrapped layer (a keras
+LSTM/GRU, a PeepholeLSTM with custom activations, a stateful layer) falls back to keras'
+behaviour unchanged.
 
 Masks: the backward direction processes the reversed sequence with the reversed mask, so with
 post-padding it starts on the last real step (the padded steps before it carry the initial state
@@ -27,7 +29,7 @@ _MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 @keras.saving.register_keras_serializable(package="lstm_suite")
 class Bidirectional(keras.layers.Bidirectional):
-    """Bidirectional wrapper for RNN layers; fused single loop for `PeepholeLSTM`.
+    """Bidirectional wrapper for RNN layers; fused loops for `PeepholeLSTM`.
 
     Args:
         layer: A recurrent layer instance (`PeepholeLSTM`, `keras.layers.LSTM`, `GRU`, ...).
@@ -72,7 +74,7 @@ class Bidirectional(keras.layers.Bidirectional):
         )
 
     def can_fuse(self) -> bool:
-        """Whether both directions run in one fused loop."""
+        """Whether both directions run on the fused path."""
         fwd, bwd = self.forward_layer, self.backward_layer
         return (
             isinstance(fwd, PeepholeLSTM)

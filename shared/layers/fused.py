@@ -2,29 +2,29 @@
 
 Why this exists: `keras.layers.RNN` runs the cell step by step and lets autodiff record every
 small op of every step. Here the input projection `x·W + b` is done once for the whole sequence
-before the loop (one large GEMM), the recurrence keeps only what it must (`h·U`, the gates and the
-cell update) and stores only `c_t` and `h_t`. The backward pass is written by hand: it first
-recomputes every gate for all steps at once (one large GEMM `h_{t-1}·U` plus elementwise ops),
-folds everything that does not depend on the carried gradients into a few arrays, runs one
-reverse loop of ~12 small ops per step to get the gate gradients `dZ`, and then computes the
-weight gradients (`dU`, peepholes; `dW` and bias through autodiff of the hoisted projection) as a
-few large operations over all steps. Memory is linear in the sequence length.
+before the loop (one large GEMM); the recurrence does one small matmul `h·U` and the gate math per
+step and stores the gate activations `[i, f, g, o]_t`, `c_t` and `h_t`. The backward pass is
+written by hand: it never recomputes `h·U` or a gate (that is what the activations are kept
+for), runs one reverse loop of a few small ops and one matmul per step to get the gate gradients
+`dZ`, and then computes the weight gradients (`dU`, peepholes; `dW` and bias through autodiff of
+the hoisted projection) as a few large operations over all steps. Memory is linear in the
+sequence length: the activations take the place of the input projection, which the backward
+pass does not keep.
 
-Everything carries a leading "direction" axis `D`: `D = 1` is a plain LSTM, `D = 2` runs the
-forward and backward directions of a bidirectional layer in the same loop, so both recurrent
-matmuls are one batched matmul per step.
+One call runs one direction. A bidirectional layer calls this once per direction: the two loops
+are independent ops that TensorFlow runs concurrently on the two cores, which measured faster
+than one loop carrying both directions (benchmarks/RESULTS.md).
 
-Shapes (time-major, direction second, so that the loop indexes time without any transpose:
-a transpose of the stacked projection alone was measured to cost more than the whole loop):
-    x_proj:  (T, D, B, 4u)  input projection incl. bias, gate order [i, f, c, o]
-    h0, c0:  (D, B, u)
-    kernel:  (D, u, 4u)     recurrent kernel
-    peep:    (D, 3, u)      peephole weights, rows [i, f, o] (or None)
-    mask:    (T, D, B, 1)   1.0 where a step is valid, 0.0 where it is padding (or None)
-    rec_mask:(D, B, u)      recurrent dropout mask applied to h_{t-1} (or None)
+Shapes (time-major, so that the loop indexes time without any transpose):
+    x_proj:  (T, B, 4u)  input projection incl. bias, gate order [i, f, c, o]
+    h0, c0:  (B, u)
+    kernel:  (u, 4u)     recurrent kernel
+    peep:    (3, u)      peephole weights, rows [i, f, o] (or None)
+    mask:    (T, B, 1)   1.0 where a step is valid, 0.0 where it is padding (or None)
+    rec_mask:(B, u)      recurrent dropout mask applied to h_{t-1} (or None)
 Returns:
-    h_seq (T, D, B, u): the carried hidden state after every step (padding steps carry it over),
-    h_T, c_T (D, B, u): final states.
+    h_seq (T, B, u): the carried hidden state after every step (padding steps carry it over),
+    h_T, c_T (B, u): final states.
 
 Only the standard activations (sigmoid gates, tanh cell) are supported here: the backward pass
 uses their closed-form derivatives. Other activations use the generic cell loop.
@@ -37,66 +37,97 @@ import tensorflow as tf
 _PARALLEL_ITERATIONS = 32  # lets the TensorArray writes of step t overlap step t+1
 
 
-def _step_matmul(h, kernels):
-    """([D,] B, u) x per-direction kernels -> ([D,] B, k).
-
-    One plain 2-D MatMul per direction: on CPU a BatchMatMul of the same shapes is measured
-    2.4x slower than two MatMuls (benchmarks/RESULTS.md), so the directions share the loop and
-    every elementwise op, but not the matmul op.
-    """
-    if len(kernels) == 1 and h.shape.rank == 2:
-        return tf.matmul(h, kernels[0])
-    return tf.stack([tf.matmul(hd, kd) for hd, kd in zip(tf.unstack(h), kernels)])
-
-
-def _seq_matmul(a, kernels):
-    """(T, [D,] B, u) x per-direction kernels -> (T, [D,] B, k) as one large GEMM each."""
-
-    def flat_matmul(x, w):
-        flat = tf.matmul(tf.reshape(x, [-1, tf.shape(x)[-1]]), w)
-        return tf.reshape(flat, tf.concat([tf.shape(x)[:-1], tf.shape(w)[-1:]], 0))
-
-    if a.shape.rank == 3:
-        return flat_matmul(a, kernels[0])
-    return tf.stack([flat_matmul(ad, kd) for ad, kd in zip(tf.unstack(a, axis=1), kernels)], 1)
+def _peep_rows(p):
+    """(3, u) peephole weights -> three (1, u) rows [i, f, o]."""
+    return p[0:1], p[1:2], p[2:3]
 
 
 def _forward(zx, h0, c0, kernel, p, mt, rm):
-    """The recurrence, time-major; returns (c_seq, h_seq, h_T, c_T). None = feature unused."""
-    steps = tf.shape(zx)[0]
-    kernels = [kernel] if kernel.shape.rank == 2 else tf.unstack(kernel)
-    if p is not None:
-        p_i, p_f, p_o = (p[..., k : k + 1, :] for k in range(3))  # ([D,] 1, u) each
+    """The recurrence, time-major; returns (a_seq, c_seq, h_seq, h_T, c_T). None = unused.
 
-    def step(t, h, c, c_ta, h_ta):
+    a_seq (T, B, 4u) holds every step's gate activations [i, f, g, o] for the backward pass.
+    """
+    steps = tf.shape(zx)[0]
+    if p is not None:
+        p_i, p_f, p_o = _peep_rows(p)
+
+    def step(t, h, c, a_ta, c_ta, h_ta):
         hr = h if rm is None else h * rm
-        z_i, z_f, z_c, z_o = tf.split(zx[t] + _step_matmul(hr, kernels), 4, axis=-1)
+        z = zx[t] + tf.matmul(hr, kernel)
+        z_i, z_f, z_c, z_o = tf.split(z, 4, axis=-1)
         if p is not None:
             z_i = z_i + c * p_i
             z_f = z_f + c * p_f
-        c_new = tf.sigmoid(z_f) * c + tf.sigmoid(z_i) * tf.tanh(z_c)
+        i, f, g = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.tanh(z_c)
+        c_new = f * c + i * g
         if p is not None:
             z_o = z_o + c_new * p_o
-        h_new = tf.sigmoid(z_o) * tf.tanh(c_new)
+        o = tf.sigmoid(z_o)
+        h_new = o * tf.tanh(c_new)
+        acts = tf.concat([i, f, g, o], axis=-1)
         if mt is not None:
             valid = mt[t]
             h_new = h + valid * (h_new - h)
             c_new = c + valid * (c_new - c)
-        return t + 1, h_new, c_new, c_ta.write(t, c_new), h_ta.write(t, h_new)
+        return t + 1, h_new, c_new, a_ta.write(t, acts), c_ta.write(t, c_new), h_ta.write(t, h_new)
 
-    _, h_last, c_last, c_ta, h_ta = tf.while_loop(
+    arrays = tuple(tf.TensorArray(zx.dtype, steps) for _ in range(3))
+    _, h_last, c_last, a_ta, c_ta, h_ta = tf.while_loop(
         lambda t, *_: t < steps,
         step,
-        (tf.constant(0), h0, c0, tf.TensorArray(zx.dtype, steps), tf.TensorArray(zx.dtype, steps)),
+        (tf.constant(0), h0, c0, *arrays),
         parallel_iterations=_PARALLEL_ITERATIONS,
     )
-    return c_ta.stack(), h_ta.stack(), h_last, c_last
+    return a_ta.stack(), c_ta.stack(), h_ta.stack(), h_last, c_last
+
+
+def _gate_factors(acts, c_prev, c_t, p):
+    """Everything of the backward step that does not depend on the carried gradients.
+
+    With i, f, g, o the gate activations of a step (`acts`, concatenated):
+        dz_o = dh · a_o;   dc = dc_carry + dh · a_dc;   dz_[i,f,c] = dc · b_[i,f,g];
+        dc_{t-1} = dc · b_c.
+    Returns (a_dc, b_all = [b_i, b_f, b_g, a_o] concatenated like z, b_c). Works on one step
+    (B, ·) or on all steps at once (T, B, ·).
+    """
+    i, f, g, o = tf.split(acts, 4, axis=-1)
+    tanh_c = tf.tanh(c_t)
+    a_o = tanh_c * o * (1.0 - o)
+    a_dc = o * (1.0 - tanh_c * tanh_c)
+    b_i = g * i * (1.0 - i)
+    b_f = c_prev * f * (1.0 - f)
+    b_c = f
+    if p is not None:
+        p_i, p_f, p_o = _peep_rows(p)
+        a_dc = a_dc + a_o * p_o
+        b_c = b_c + b_i * p_i + b_f * p_f
+    return a_dc, tf.concat([b_i, b_f, i * (1.0 - g * g), a_o], axis=-1), b_c
+
+
+def _backward_step(dh_in, dh_carry, dc_carry, a_dc, b_all, b_c, kernel_t, rm, valid):
+    """One reverse step: (dz_t, dh_{t-1}, dc_{t-1}) from the gradients arriving at step t.
+
+    `valid` (B, 1) or None: at a padded step the state was carried over, so the incoming
+    gradients pass through unchanged and dz is zero.
+    """
+    dh = dh_in + dh_carry
+    dh_v, dc_v = (dh, dc_carry) if valid is None else (dh * valid, dc_carry * valid)
+    dc = dc_v + dh_v * a_dc
+    dz = tf.concat([dc, dc, dc, dh_v], axis=-1) * b_all
+    dh_prev = tf.matmul(dz, kernel_t)
+    if rm is not None:
+        dh_prev = dh_prev * rm
+    dc_prev = dc * b_c
+    if valid is not None:
+        dh_prev = dh_prev + (dh - dh_v)
+        dc_prev = dc_prev + (dc_carry - dc_v)
+    return dz, dh_prev, dc_prev
 
 
 def _reverse_loop(step_fn, steps, dh_last, dc_last, dtype):
     """Runs `step_fn(t, dh_carry, dc_carry) -> (dz_t, dh_{t-1}, dc_{t-1})` for t = T-1 .. 0.
 
-    Returns dz (T, [D,] B, 4u) and the gradients of the initial states.
+    Returns dz (T, B, 4u) and the gradients of the initial states.
     """
 
     def back(t, dh_carry, dc_carry, dz_ta):
@@ -112,160 +143,32 @@ def _reverse_loop(step_fn, steps, dh_last, dc_last, dtype):
     return dz_ta.stack(), dh0, dc0
 
 
-def _incoming(t, dh_seq, dh_carry, dc_carry, mt):
-    """Gradients arriving at step t: (dh, and dh, dc as seen by a valid step; 0 at padding)."""
-    dh = dh_seq[t] + dh_carry
-    if mt is None:
-        return dh, dh, dc_carry
-    return dh, dh * mt[t], dc_carry * mt[t]
-
-
-def _to_previous_step(dz, dc_through, dh, dh_v, dc_carry, dc_v, kernels_t, rm, mt):
-    """Gradients reaching h_{t-1} and c_{t-1}: through the gates, and past a padded step."""
-    dh_prev = _step_matmul(dz, kernels_t)
-    if rm is not None:
-        dh_prev = dh_prev * rm
-    if mt is None:
-        return dh_prev, dc_through
-    # At a padded step the state was carried over: its gradient passes through unchanged.
-    return dh_prev + (dh - dh_v), dc_through + (dc_carry - dc_v)
-
-
-def _backward_loop(dh_seq, dh_last, dc_last, a_dc, b_all, b_c, kernels_t, mt, rm):
-    """The reverse loop: carried gradients -> gate gradients dz (T, [D,] B, 4u), dh0, dc0."""
-    steps = tf.shape(dh_seq)[0]
-
-    def back(t, dh_carry, dc_carry):
-        dh, dh_v, dc_v = _incoming(t, dh_seq, dh_carry, dc_carry, mt)
-        dc = dc_v + dh_v * a_dc[t]
-        dz = tf.concat([dc, dc, dc, dh_v], axis=-1) * b_all[t]
-        dh_prev, dc_prev = _to_previous_step(
-            dz, dc * b_c[t], dh, dh_v, dc_carry, dc_v, kernels_t, rm, mt
-        )
-        return dz, dh_prev, dc_prev
-
-    return _reverse_loop(back, steps, dh_last, dc_last, dh_seq.dtype)
-
-
-def _backward_loop_recompute(
-    zx, h0, c0, kernels, kernels_t, p, mt, rm, c_seq, h_seq, dh_seq, dh_last, dc_last
-):
-    """The reverse loop recomputing each step's gates inside the loop (for XLA).
-
-    Stores nothing per step but the gate gradients: memory stays at the forward's own
-    (zx, c, h) plus dz. Under XLA the ~50 small ops of a step fuse into a few kernels.
-    Returns dz (T, [D,] B, 4u), dh0, dc0.
-    """
-    steps = tf.shape(zx)[0]
-    if p is not None:
-        p_i, p_f, p_o = (p[..., k : k + 1, :] for k in range(3))
-
-    def back(t, dh_carry, dc_carry):
-        first = t > 0
-        prev = tf.maximum(t - 1, 0)
-        h_prev = tf.where(first, h_seq[prev], h0)
-        c_prev = tf.where(first, c_seq[prev], c0)
-        c_t = c_seq[t]
-        hr = h_prev if rm is None else h_prev * rm
-        z_i, z_f, z_c, z_o = tf.split(zx[t] + _step_matmul(hr, kernels), 4, axis=-1)
-        if p is not None:
-            z_i = z_i + c_prev * p_i
-            z_f = z_f + c_prev * p_f
-            z_o = z_o + c_t * p_o
-        i, f, o, g = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.sigmoid(z_o), tf.tanh(z_c)
-        tanh_c = tf.tanh(c_t)
-        dh, dh_v, dc_v = _incoming(t, dh_seq, dh_carry, dc_carry, mt)
-        dz_o = dh_v * tanh_c * o * (1.0 - o)
-        dc = dc_v + dh_v * o * (1.0 - tanh_c * tanh_c)
-        if p is not None:
-            dc = dc + dz_o * p_o
-        dz_i = dc * g * i * (1.0 - i)
-        dz_f = dc * c_prev * f * (1.0 - f)
-        dz = tf.concat([dz_i, dz_f, dc * i * (1.0 - g * g), dz_o], axis=-1)
-        dc_through = dc * f if p is None else dc * f + dz_i * p_i + dz_f * p_f
-        dh_prev, dc_prev = _to_previous_step(
-            dz, dc_through, dh, dh_v, dc_carry, dc_v, kernels_t, rm, mt
-        )
-        return dz, dh_prev, dc_prev
-
-    return _reverse_loop(back, steps, dh_last, dc_last, zx.dtype)
-
-
-def _backward_precomputed(
-    zx, hp, c_prev, c_seq, p, mt, rm, kernels, kernels_t, dh_seq, dh_last, dc_last
-):
+def _backward_loop_precomputed(a_seq, c_prev, c_seq, p, mt, rm, kernel_t, dh_seq, dh_last, dc_last):
     """Graph-mode backward: gate factors for all steps at once, then a short reverse loop."""
-    # Recompute the gates of every step at once.
-    z_i, z_f, z_c, z_o = tf.split(zx + _seq_matmul(hp, kernels), 4, axis=-1)
-    if p is not None:
-        p_i, p_f, p_o = (p[..., k : k + 1, :] for k in range(3))
-        z_i = z_i + c_prev * p_i
-        z_f = z_f + c_prev * p_f
-        z_o = z_o + c_seq * p_o
-    i, f, o, g = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.sigmoid(z_o), tf.tanh(z_c)
-    tanh_c = tf.tanh(c_seq)
-    # Everything that does not depend on the carried gradients, for all steps at once:
-    #   dz_o = dh * a_o;  dc = dc_carry + dh * a_dc;  dz_[i,f,c] = dc * b_[i,f,g];
-    #   dc_{t-1} = dc * b_c.
-    a_o = tanh_c * o * (1.0 - o)
-    a_dc = o * (1.0 - tanh_c * tanh_c)
-    b_i = g * i * (1.0 - i)
-    b_f = c_prev * f * (1.0 - f)
-    b_c = f
-    if p is not None:
-        a_dc = a_dc + a_o * p_o
-        b_c = b_c + b_i * p_i + b_f * p_f
-    b_all = tf.concat([b_i, b_f, i * (1.0 - g * g), a_o], axis=-1)
-    return _backward_loop(dh_seq, dh_last, dc_last, a_dc, b_all, b_c, kernels_t, mt, rm)
+    a_dc, b_all, b_c = _gate_factors(a_seq, c_prev, c_seq, p)
+
+    def back(t, dh_carry, dc_carry):
+        valid = None if mt is None else mt[t]
+        return _backward_step(
+            dh_seq[t], dh_carry, dc_carry, a_dc[t], b_all[t], b_c[t], kernel_t, rm, valid
+        )
+
+    return _reverse_loop(back, tf.shape(a_seq)[0], dh_last, dc_last, a_seq.dtype)
 
 
-def _backward(
-    zx, h0, c0, kernel, p, mt, rm, c_seq, h_seq, dh_seq, dh_last, dc_last, jit_compile=False
-):
-    """Gradients of the recurrence; returns (dz, dh0, dc0, d_kernel, d_peep or None).
+def _backward_loop_per_step(a_seq, c0, c_seq, p, mt, rm, kernel_t, dh_seq, dh_last, dc_last):
+    """The reverse loop computing each step's gate factors inside the loop (for XLA).
 
-    Graph mode precomputes every gate-dependent factor for all steps at once (few large ops,
-    a short loop body); XLA mode recomputes the gates inside the loop, which XLA fuses, and so
-    keeps no (T, B, ·) temporaries.
+    Keeps no (T, B, ·) temporaries besides dz; XLA fuses a step's elementwise ops.
     """
-    squeeze = zx.shape.rank == 3
-    c_prev = tf.concat([c0[None], c_seq[:-1]], axis=0)
-    h_prev = tf.concat([h0[None], h_seq[:-1]], axis=0)
-    hp = h_prev if rm is None else h_prev * rm
-    kernels = [kernel] if squeeze else tf.unstack(kernel)
-    kernels_t = [tf.transpose(k) for k in kernels]  # (4u, u) each
-    if jit_compile:
-        dz, dh0, dc0 = _backward_loop_recompute_xla(
-            zx, h0, c0, kernels, kernels_t, p, mt, rm, c_seq, h_seq, dh_seq, dh_last, dc_last
-        )
-    else:
-        dz, dh0, dc0 = _backward_precomputed(
-            zx, hp, c_prev, c_seq, p, mt, rm, kernels, kernels_t, dh_seq, dh_last, dc_last
-        )
 
-    # Weight gradients: a few large ops over all steps (one GEMM per direction).
-    units = tf.shape(h0)[-1]
+    def back(t, dh_carry, dc_carry):
+        c_prev = tf.where(t > 0, c_seq[tf.maximum(t - 1, 0)], c0)
+        a_dc, b_all, b_c = _gate_factors(a_seq[t], c_prev, c_seq[t], p)
+        valid = None if mt is None else mt[t]
+        return _backward_step(dh_seq[t], dh_carry, dc_carry, a_dc, b_all, b_c, kernel_t, rm, valid)
 
-    def d_kernel_of(hp_d, dz_d):
-        return tf.matmul(
-            tf.reshape(hp_d, [-1, units]), tf.reshape(dz_d, [-1, 4 * units]), transpose_a=True
-        )
-
-    if squeeze:
-        d_kernel = d_kernel_of(hp, dz)
-    else:
-        d_kernel = tf.stack(
-            [d_kernel_of(a, b) for a, b in zip(tf.unstack(hp, axis=1), tf.unstack(dz, axis=1))]
-        )
-    d_peep = None
-    if p is not None:
-        batch_axes = [0, 1] if squeeze else [0, 2]
-        dz_i, dz_f, _, dz_o = tf.split(dz, 4, axis=-1)
-        dp_i = tf.reduce_sum(dz_i * c_prev, axis=batch_axes)
-        dp_f = tf.reduce_sum(dz_f * c_prev, axis=batch_axes)
-        dp_o = tf.reduce_sum(dz_o * c_seq, axis=batch_axes)
-        d_peep = tf.stack([dp_i, dp_f, dp_o], axis=-2)
-    return dz, dh0, dc0, d_kernel, d_peep
+    return _reverse_loop(back, tf.shape(a_seq)[0], dh_last, dc_last, a_seq.dtype)
 
 
 # XLA-compiled twins of the two loops: each loop becomes one compiled computation, removing the
@@ -273,9 +176,39 @@ def _backward(
 # autodiff because the backward pass here is a plain loop, not a differentiated one. The large
 # GEMMs stay outside, on TensorFlow's multi-threaded kernels. Compiled once per input shape.
 _forward_xla = tf.function(_forward, jit_compile=True, reduce_retracing=False)
-_backward_loop_recompute_xla = tf.function(
-    _backward_loop_recompute, jit_compile=True, reduce_retracing=False
+_backward_loop_per_step_xla = tf.function(
+    _backward_loop_per_step, jit_compile=True, reduce_retracing=False
 )
+
+
+def _backward(a_seq, h0, c0, kernel, p, mt, rm, c_seq, h_seq, dh_seq, dh_last, dc_last, xla):
+    """Gradients of the recurrence; returns (dz, dh0, dc0, d_kernel, d_peep or None)."""
+    c_prev = tf.concat([c0[None], c_seq[:-1]], axis=0)
+    kernel_t = tf.transpose(kernel)  # (4u, u)
+    if xla:
+        dz, dh0, dc0 = _backward_loop_per_step_xla(
+            a_seq, c0, c_seq, p, mt, rm, kernel_t, dh_seq, dh_last, dc_last
+        )
+    else:
+        dz, dh0, dc0 = _backward_loop_precomputed(
+            a_seq, c_prev, c_seq, p, mt, rm, kernel_t, dh_seq, dh_last, dc_last
+        )
+
+    # Weight gradients: a few large ops over all steps.
+    units = tf.shape(h0)[-1]
+    h_prev = tf.concat([h0[None], h_seq[:-1]], axis=0)
+    hp = h_prev if rm is None else h_prev * rm
+    d_kernel = tf.matmul(
+        tf.reshape(hp, [-1, units]), tf.reshape(dz, [-1, 4 * units]), transpose_a=True
+    )
+    d_peep = None
+    if p is not None:
+        dz_i, dz_f, _, dz_o = tf.split(dz, 4, axis=-1)
+        dp_i = tf.reduce_sum(dz_i * c_prev, axis=[0, 1])
+        dp_f = tf.reduce_sum(dz_f * c_prev, axis=[0, 1])
+        dp_o = tf.reduce_sum(dz_o * c_seq, axis=[0, 1])
+        d_peep = tf.stack([dp_i, dp_f, dp_o])
+    return dz, dh0, dc0, d_kernel, d_peep
 
 
 def fused_peephole_lstm(
@@ -293,14 +226,6 @@ def fused_peephole_lstm(
     extras = [t for t in (peep, mask, rec_mask) if t is not None]
     forward = _forward_xla if jit_compile else _forward
 
-    # With one direction the direction axis is dropped inside (free reshapes), so that every
-    # step runs a plain 2-D matmul instead of a batched one.
-    squeeze = x_proj.shape[1] == 1
-    if squeeze:
-        x_proj = tf.squeeze(x_proj, 1)
-        h0, c0, kernel = h0[0], c0[0], kernel[0]
-        extras = [tf.squeeze(e, 1) if e is mask else e[0] for e in extras]
-
     @tf.custom_gradient
     def run(zx, h0, c0, kernel, *extra):
         # The gradient is `grad` below: keep the tape from recording the forward ops (in eager
@@ -311,7 +236,7 @@ def fused_peephole_lstm(
         p = next(it) if use_peep else None
         mt = next(it) if use_mask else None
         rm = next(it) if use_rdrop else None
-        c_seq, h_seq, h_last, c_last = forward(zx, h0, c0, kernel, p, mt, rm)
+        a_seq, c_seq, h_seq, h_last, c_last = forward(zx, h0, c0, kernel, p, mt, rm)
 
         def grad(dh_seq, dh_last, dc_last, variables=None):
             # Outputs nobody used arrive as None.
@@ -319,7 +244,7 @@ def fused_peephole_lstm(
             dh_last = tf.zeros_like(h0) if dh_last is None else dh_last
             dc_last = tf.zeros_like(c0) if dc_last is None else dc_last
             dz, dh0, dc0, d_kernel, d_peep = _backward(
-                zx,
+                a_seq,
                 h0,
                 c0,
                 kernel,
@@ -331,7 +256,7 @@ def fused_peephole_lstm(
                 dh_seq,
                 dh_last,
                 dc_last,
-                jit_compile=jit_compile,
+                jit_compile,
             )
             d_extra = [d_peep] if use_peep else []
             if use_mask:
@@ -342,7 +267,4 @@ def fused_peephole_lstm(
 
         return (h_seq, h_last, c_last), grad
 
-    h_seq, h_last, c_last = run(x_proj, h0, c0, kernel, *extras)
-    if squeeze:
-        return tf.expand_dims(h_seq, 1), h_last[None], c_last[None]
-    return h_seq, h_last, c_last
+    return run(x_proj, h0, c0, kernel, *extras)

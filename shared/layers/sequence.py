@@ -43,7 +43,7 @@ def _outputs(h_seq, mask, zero_output_for_mask):
 
 
 def run_fused(layers, sequences, initial_states, mask, training):
-    """Runs 1 or 2 PeepholeLSTM layers over `sequences` (B, T, F) in one fused loop.
+    """Runs 1 or 2 PeepholeLSTM layers over `sequences` (B, T, F) each in its own fused loop.
 
     Args:
         layers: the PeepholeLSTM layers (built), one per direction.
@@ -61,49 +61,25 @@ def run_fused(layers, sequences, initial_states, mask, training):
     if mask is not None:
         mask_tm = tf.cast(tf.transpose(tf.cast(mask, dtype)[..., None], [1, 0, 2]), dtype)
 
-    projs, masks = zip(*(_direction_inputs(lay, x_tm, mask_tm, training) for lay in layers))
-    cells = [layer.cell for layer in layers]
-    h0 = tf.stack([tf.cast(state[0], dtype) for state in initial_states])
-    c0 = tf.stack([tf.cast(state[1], dtype) for state in initial_states])
-    kernel = tf.stack([tf.cast(cell.recurrent_kernel, dtype) for cell in cells])
-    peep = None
-    if any(cell.use_peepholes for cell in cells):
-        # A direction without peepholes gets zero peephole weights: no effect on it.
-        peep = tf.stack(
-            [
-                tf.cast(cell.peephole_kernel, dtype)
-                if cell.use_peepholes
-                else tf.zeros((3, cell.units), dtype)
-                for cell in cells
-            ]
-        )
-    rec_mask = None
-    if training and any(cell.recurrent_dropout > 0.0 for cell in cells):
-        rec_mask = tf.stack(
-            [
-                tf.cast(cell.get_recurrent_dropout_mask(state[0]), dtype)
-                if cell.recurrent_dropout > 0.0
-                else tf.ones_like(state[0], dtype)
-                for cell, state in zip(cells, initial_states)
-            ]
-        )
-    mask_stack = None if mask_tm is None else tf.stack(masks, axis=1)  # (T, D, B, 1)
-
-    h_seq, h_last, c_last = fused_peephole_lstm(
-        tf.stack(projs, axis=1),  # (T, D, B, 4u)
-        h0,
-        c0,
-        kernel,
-        peep,
-        mask_stack,
-        rec_mask,
-        jit_compile=any(layer.jit_compile for layer in layers),
-    )
     results = []
-    for d, layer in enumerate(layers):
-        m = None if mask_stack is None else masks[d]
-        out_tm = _outputs(h_seq[:, d], m, layer.zero_output_for_mask)
-        last_output = out_tm[-1]
+    for layer, state in zip(layers, initial_states):
+        # One independent loop per direction: TensorFlow runs the two concurrently.
+        proj, m = _direction_inputs(layer, x_tm, mask_tm, training)
+        cell = layer.cell
+        rec_mask = None
+        if training and cell.recurrent_dropout > 0.0:
+            rec_mask = tf.cast(cell.get_recurrent_dropout_mask(state[0]), dtype)
+        h_seq, h_last, c_last = fused_peephole_lstm(
+            proj,
+            tf.cast(state[0], dtype),
+            tf.cast(state[1], dtype),
+            tf.cast(cell.recurrent_kernel, dtype),
+            tf.cast(cell.peephole_kernel, dtype) if cell.use_peepholes else None,
+            m,
+            rec_mask,
+            jit_compile=layer.jit_compile,
+        )
+        out_tm = _outputs(h_seq, m, layer.zero_output_for_mask)
         outputs = tf.transpose(out_tm, [1, 0, 2]) if layer.return_sequences else out_tm
-        results.append((last_output, outputs, [h_last[d], c_last[d]]))
+        results.append((out_tm[-1], outputs, [h_last, c_last]))
     return results
