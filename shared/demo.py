@@ -1,8 +1,10 @@
 """`lstm-suite demo`: every task end to end (train -> evaluate -> export -> predict), offline.
 
-Each task runs its `configs/<task>/tiny.yaml`, whose data is generated on the spot: sentiment a
-negation set that only word order solves, translation a toy language, speech words spoken by
-espeak-ng. The runs, with their SavedModels, stay in `--run-dir` (default `runs/demo/`), so the
+Each task runs a small config whose data is generated on the spot: sentiment a negation set that
+only word order solves (`configs/sentiment/tiny.yaml`), translation real German -> English numbers,
+dates and amounts rendered by num2words/Babel (`configs/translation/demo.yaml`), speech words
+spoken by espeak-ng (`configs/speech/tiny.yaml`). The runs, with their SavedModels, stay in
+`--run-dir` (default `runs/demo/`), so the
 exports can be used afterwards (`lstm-suite predict <task> --export DIR ...`).
 """
 
@@ -23,6 +25,7 @@ class Demo:
     metric: str  # key of the task's evaluate() result shown in the table
     label: str  # how the table names it
     inputs: Callable[[object, Path], list[str]]  # (task instance, scratch dir) -> predict inputs
+    config: str = "tiny.yaml"  # file in configs/<task>/
 
 
 def _sentiment_inputs(task, scratch: Path) -> list[str]:
@@ -56,7 +59,7 @@ def _toy_inputs(task, scratch: Path) -> list[str]:
 
 DEMOS = {
     "sentiment": Demo("accuracy", "test accuracy", _sentiment_inputs),
-    "translation": Demo("bleu_beam", "test BLEU (beam)", _translation_inputs),
+    "translation": Demo("bleu_beam", "test BLEU (beam)", _translation_inputs, "demo.yaml"),
     "speech": Demo("cer_greedy", "test CER (greedy)", _speech_inputs),
     "toy": Demo("accuracy", "test accuracy", _toy_inputs),
 }
@@ -70,10 +73,10 @@ def _run_one(name: str, run_root: Path, quiet: bool) -> tuple[list[str], list[st
 
     demo = DEMOS[name]
     overrides = ["training.progress=none"] if quiet else []
-    config = load_config(CONFIGS / name / "tiny.yaml", overrides=overrides, task=name)
+    config = load_config(CONFIGS / name / demo.config, overrides=overrides, task=name)
     task_cls = get_task(name)
     run_dir = run_root / name
-    print(f"\n=== {name}: training {CONFIGS.name}/{name}/tiny.yaml in {run_dir}", flush=True)
+    print(f"\n=== {name}: training {CONFIGS.name}/{name}/{demo.config} in {run_dir}", flush=True)
     start = time.perf_counter()
     loop.train(task_cls, config, run_dir, overwrite=True)
     seconds = time.perf_counter() - start

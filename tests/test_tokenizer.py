@@ -138,3 +138,18 @@ def test_bad_arguments(tmp_path):
         SentencePieceTokenizer.from_file(tmp_path / "missing.model")
     with pytest.raises(ValueError, match="model"):
         SentencePieceTokenizer(b"")
+
+
+def test_split_digits_makes_one_piece_per_digit(tmp_path):
+    # Numbers repeated often enough that, without split_digits, they become whole pieces.
+    corpus = [f"am {n} und {n + 1}" for n in (2021, 1999, 2021, 350, 2021)] * 40
+    whole = train_sentencepiece(corpus, tmp_path / "w.model", vocab_size=40, hard_vocab_limit=False)
+    split = train_sentencepiece(
+        corpus, tmp_path / "s.model", vocab_size=40, hard_vocab_limit=False, split_digits=True
+    )
+    pieces = {
+        name: spm.SentencePieceProcessor(model_file=str(path)).encode("2021", out_type=str)
+        for name, path in (("whole", whole), ("split", split))
+    }
+    assert [p.lstrip("▁") for p in pieces["split"] if p.lstrip("▁")] == ["2", "0", "2", "1"]
+    assert len(pieces["whole"]) < len(pieces["split"])  # the option is what made the difference

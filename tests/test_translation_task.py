@@ -206,3 +206,26 @@ def test_tfds_task_path_with_mock_data(tmp_path):
     with tfds.testing.mock_data(num_examples=5, policy=tfds.testing.MockPolicy.USE_CODE):
         pairs = task.raw_pairs("validation")
     assert len(pairs) == 5 and all(isinstance(s, str) for pair in pairs for s in pair)
+
+
+def test_numbers_task_is_real_language_with_digit_pieces(tmp_path):
+    task = _task(
+        tmp_path,
+        format="numbers",
+        source="de",
+        target="en",
+        generated_pairs=400,
+        vocab_size=200,
+        vocab_hard_limit=False,
+        split_digits=True,
+    )
+    splits = {name: task.raw_pairs(name) for name in ("train", "validation", "test")}
+    assert [len(p) for p in splits.values()] == [360, 20, 20]
+    sources = [{s for s, _ in pairs} for pairs in splits.values()]
+    assert not (sources[0] & sources[2])  # no test sentence is a training sentence
+    task.artifacts_dir.mkdir(parents=True)
+    task.prepare()
+    source, _ = task.tokenizers()
+    ids = source.tokenize(tf.constant(["1.234,5"])).to_list()[0]
+    text = source.detokenize(tf.ragged.constant([[i] for i in ids])).numpy()
+    assert [p.decode() for p in text if p.decode()] == ["1", ".", "2", "3", "4", ",", "5"]

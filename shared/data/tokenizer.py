@@ -42,6 +42,7 @@ def train_sentencepiece(
     hard_vocab_limit: bool = True,
     user_defined_symbols: list[str] | None = None,
     seed: int = 0,
+    split_digits: bool = False,
 ) -> Path:
     """Trains a SentencePiece model on `texts` and writes it to `path` (deterministic).
 
@@ -59,6 +60,8 @@ def train_sentencepiece(
         hard_vocab_limit: if False, `vocab_size` is a soft limit (useful for tiny corpora).
         user_defined_symbols: pieces that are never split (e.g. tags).
         seed: seed of SentencePiece's random generator.
+        split_digits: every digit is its own piece, so numbers are copied digit by digit
+            instead of being memorised as whole pieces ("2021" -> 2 0 2 1).
 
     Returns:
         The path of the written model.
@@ -86,6 +89,7 @@ def train_sentencepiece(
         normalization_rule_name=normalization_rule_name,
         hard_vocab_limit=hard_vocab_limit,
         user_defined_symbols=user_defined_symbols or [],
+        split_digits=split_digits,
         pad_id=PAD_ID,
         unk_id=UNK_ID,
         bos_id=BOS_ID,

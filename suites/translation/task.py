@@ -1,9 +1,11 @@
 """The translation task: parallel text -> SentencePiece -> attention seq2seq -> BLEU/chrF -> export.
 
 Data sources (`data.format`): Multi30k raw files, Tatoeba/Anki TSV (zip or plain, seeded split),
-generic line-aligned files (`data.file_pattern`), a TFDS dataset by name, or `generated`: a
-deterministic toy language (word-by-word transliteration with reversed word order) for tests and
-the demo. The direction is `data.source` -> `data.target`.
+generic line-aligned files (`data.file_pattern`), a TFDS dataset by name, `generated`: a
+deterministic toy language (word-by-word transliteration with reversed word order) for tests, or
+`numbers`: numbers, dates and amounts rendered in English/German/French by num2words and Babel
+(`suites/translation/numbers.py`) for the offline demo. The direction is `data.source` ->
+`data.target`.
 
 `prepare` trains the SentencePiece model(s) on the training split into `artifacts/` (joint over
 both languages or one per side). Training batches are `({"source", "target_in"}, target_out)` of
@@ -39,6 +41,7 @@ from suites.translation.model import (
     Seq2SeqAttention,
     SmoothedSequenceLoss,
 )
+from suites.translation.numbers import generate_number_pairs
 from suites.translation.serving import Translator, save_translator, translate
 
 SPLITS = ("train", "validation", "test")
@@ -49,7 +52,8 @@ class TranslationDataConfig:
     """Where the parallel text comes from and how it becomes subword ids."""
 
     data_dir: str | None = None  # dataset folder (multi30k/, tatoeba-anki/, ...); None: generated
-    format: Literal["multi30k", "tatoeba", "parallel", "tfds", "generated"] = "multi30k"
+    # generated: a toy language; numbers: numbers/dates/amounts in real languages (num2words, Babel)
+    format: Literal["multi30k", "tatoeba", "parallel", "tfds", "generated", "numbers"] = "multi30k"
     source: str = "de"  # source language code
     target: str = "en"  # target language code
     train_split: str = "train"  # split names as the source knows them (multi30k: val, test2016)
@@ -58,7 +62,7 @@ class TranslationDataConfig:
     file_pattern: str = "{split}.{lang}"  # parallel: file name in data_dir from split and lang
     tatoeba_file: str = "deu-eng.zip"  # tatoeba: file in data_dir (zip or TSV)
     split_fractions: list[float] = field(default_factory=lambda: [0.9, 0.05, 0.05])  # tatoeba
-    split_seed: int = 0  # tatoeba/generated: seed of the shuffle before splitting
+    split_seed: int = 0  # tatoeba/generated/numbers: seed of the shuffle before splitting
     tfds_name: str = ""  # tfds: e.g. ted_hrlr_translate/pt_to_en (download=False)
     max_length: int = 64  # training/validation pairs with a side longer (subwords) are dropped
     vocab_size: int = 8000  # SentencePiece pieces (incl. pad/unk/bos/eos), per model
@@ -66,9 +70,10 @@ class TranslationDataConfig:
     vocab_hard_limit: bool = True  # False: vocab_size is an upper bound (tiny corpora)
     joint_vocab: bool = True  # one model for both languages (else one per side)
     character_coverage: float = 1.0  # SentencePiece character coverage
+    split_digits: bool = False  # SentencePiece: one piece per digit (numbers copied, not recalled)
     num_buckets: int = 8  # length buckets for batching
     shuffle_buffer: int = 30000  # training shuffle buffer (>= training pairs: full shuffle)
-    generated_pairs: int = 2000  # generated: number of pairs in all splits together
+    generated_pairs: int = 2000  # generated/numbers: number of pairs in all splits together
     generated_words: int = 16  # generated: size of the toy lexicon
     generated_min_words: int = 3  # generated: shortest sentence (words)
     generated_max_words: int = 8  # generated: longest sentence (words)
@@ -135,7 +140,7 @@ class TranslationTask(Task):
     def raw_pairs(self, split: str) -> list[tuple[str, str]]:
         """The uncleaned (source, target) pairs of `split` ("train", "validation", "test")."""
         d = self.config.data
-        if d.format in ("tatoeba", "generated"):
+        if d.format in ("tatoeba", "generated", "numbers"):
             if split not in SPLITS:
                 raise ValueError(f"data.format {d.format} has splits {SPLITS}, not {split!r}")
             return self._random_splits()[split]
@@ -174,6 +179,8 @@ class TranslationTask(Task):
                     d.generated_max_words,
                     d.split_seed,
                 )
+            elif d.format == "numbers":
+                pairs = generate_number_pairs(d.generated_pairs, d.source, d.target, d.split_seed)
             else:
                 pairs = readers.read_tatoeba_pairs(
                     self._data_dir() / d.tatoeba_file, d.source, d.target
@@ -205,6 +212,7 @@ class TranslationTask(Task):
             character_coverage=d.character_coverage,
             hard_vocab_limit=d.vocab_hard_limit,
             seed=self.config.seed,
+            split_digits=d.split_digits,
         )
         started = time.time()
         if d.joint_vocab:
