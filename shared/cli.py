@@ -16,7 +16,8 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EPILOG = """\
 configuration:
   A YAML file with the keys task, seed, data, model, training, runtime (see configs/ and the
-  README's configuration reference). --set KEY=VALUE overrides any key by its dotted name; the
+  README's configuration reference; `lstm-suite keys TASK` lists a task's data/model keys).
+  --set KEY=VALUE overrides any key by its dotted name; the
   value is parsed as YAML (--set training.epochs=3 --set runtime.devices='["/gpu:0"]').
   --data-dir sets data.data_dir. Relative paths on the command line are relative to the current
   directory, relative data_dir values inside a YAML file are relative to that file.
@@ -132,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", type=Path, metavar="DIR",
                    help="where the demo runs and exports go (default: runs/demo)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress output")
+
+    p = sub.add_parser("keys", parents=[_common(debug_only=True)], formatter_class=fmt,
+                       help="print every data.* and model.* config key of a task, with its "
+                            "default and meaning (Markdown)")
+    p.add_argument("task", metavar="TASK", help="task name, e.g. sentiment")
     return parser
 
 
@@ -166,6 +172,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         from shared.demo import run_demo
 
         return run_demo(args.task, args.run_dir, quiet=args.quiet)
+    if args.command == "keys":
+        from shared.config_reference import task_table
+
+        try:
+            print(task_table(args.task))
+        except ValueError as err:
+            raise _UsageError(str(err)) from err
+        return EXIT_OK
     try:
         task_cls = get_task(args.task)
     except ValueError as err:

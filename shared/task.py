@@ -39,6 +39,19 @@ def register_task(cls: type[Task]) -> type[Task]:
     return cls
 
 
+def available_tasks() -> list[str]:
+    """Names of the tasks shipped in `suites/` and `shared/tasks/` (plus any registered)."""
+    import pkgutil
+
+    import shared.tasks
+    import suites
+
+    names = set(_REGISTRY)
+    for package in (suites, shared.tasks):
+        names.update(m.name for m in pkgutil.iter_modules(package.__path__) if m.name != "__init__")
+    return sorted(names)
+
+
 def get_task(name: str) -> type[Task]:
     """Returns the task class registered as `name`, importing `suites.<name>.task` if needed."""
     import importlib
@@ -52,8 +65,7 @@ def get_task(name: str) -> type[Task]:
                 if err.name not in (module, module.rsplit(".", 1)[0]):
                     raise
     if name not in _REGISTRY:
-        known = ", ".join(sorted(_REGISTRY)) or "none imported"
-        raise ValueError(f"unknown task {name!r} (known: {known})")
+        raise ValueError(f"unknown task {name!r} (known: {', '.join(available_tasks())})")
     return _REGISTRY[name]
 
 

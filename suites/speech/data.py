@@ -36,6 +36,7 @@ class DataConfig:
     tfds_splits: list[str] = field(  # TFDS splits used as train, validation, test
         default_factory=lambda: ["train_clean100", "dev_clean", "test_clean"]
     )
+    # synthetic: the texts espeak-ng speaks (each in every voice, speed and pitch)
     synth_texts: list[str] = field(default_factory=lambda: ["yes", "no", "up", "down"])
     synth_voices: list[str] = field(  # espeak-ng voices (language+variant) of synthetic speech
         default_factory=lambda: ["en-us", "en+m3", "en+f3", "en+m1", "en+f2"]

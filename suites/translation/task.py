@@ -57,11 +57,12 @@ class TranslationDataConfig:
     source: str = "de"  # source language code
     target: str = "en"  # target language code
     train_split: str = "train"  # split names as the source knows them (multi30k: val, test2016)
-    validation_split: str = "val"
-    test_split: str = "test2016"
+    validation_split: str = "val"  # the source's name of the validation split
+    test_split: str = "test2016"  # the source's name of the test split
     file_pattern: str = "{split}.{lang}"  # parallel: file name in data_dir from split and lang
     tatoeba_file: str = "deu-eng.zip"  # tatoeba: file in data_dir (zip or TSV)
-    split_fractions: list[float] = field(default_factory=lambda: [0.9, 0.05, 0.05])  # tatoeba
+    # tatoeba/generated/numbers: fractions of the train/validation/test splits
+    split_fractions: list[float] = field(default_factory=lambda: [0.9, 0.05, 0.05])
     split_seed: int = 0  # tatoeba/generated/numbers: seed of the shuffle before splitting
     tfds_name: str = ""  # tfds: e.g. ted_hrlr_translate/pt_to_en (download=False)
     max_length: int = 64  # training/validation pairs with a side longer (subwords) are dropped
@@ -97,7 +98,7 @@ class TranslationModelConfig:
     beam_size: int = 5  # beams for evaluate and export (1: greedy)
     length_penalty: float = 0.6  # GNMT length-penalty exponent (0: none)
     max_length_ratio: float = 1.5  # output limit: ratio * source subwords + offset
-    max_length_offset: int = 10
+    max_length_offset: int = 10  # added to the ratio-scaled source length
     eval_batch_size: int = 64  # sentences per decoding batch in evaluate
 
 

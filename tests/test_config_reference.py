@@ -1,0 +1,66 @@
+"""The generated config reference: comments -> rows, every task key documented, README in sync."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+from shared import cli
+from shared.config_reference import TASKS, reference_rows, sync_markdown, task_table
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+@dataclass
+class _Inner:
+    depth: int = 2  # how deep
+
+
+@dataclass
+class _Sample:
+    size: int = 8  # how many | at most
+    # a comment above the field
+    # on two lines
+    mode: Literal["a", "b"] = "a"
+    names: list[str] = field(default_factory=lambda: ["x"])  # names
+    inner: _Inner = field(default_factory=_Inner)
+    bare: float = 0.5
+
+
+def test_rows_from_comments_literals_and_nesting():
+    assert reference_rows(_Sample, "data") == [
+        ("data.size", "`8`", "how many \\| at most"),
+        ("data.mode", '`"a"`', "a comment above the field on two lines (one of `a`, `b`)"),
+        ("data.names", '`["x"]`', "names"),
+        ("data.inner.depth", "`2`", "how deep"),
+        ("data.bare", "`0.5`", ""),
+    ]
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_task_key_is_documented(task):
+    undocumented = [
+        line.split("|")[1].strip()
+        for line in task_table(task).splitlines()[2:]
+        if not line.split("|")[3].strip()
+    ]
+    assert not undocumented, f"{task}: keys without a comment in their dataclass: {undocumented}"
+
+
+def test_readme_tables_are_in_sync():
+    text = README.read_text()
+    assert sync_markdown(text, TASKS) == text, (
+        "README.md task key tables are stale: run "
+        "`python -m shared.config_reference --write README.md`"
+    )
+
+
+def test_keys_command(capsys):
+    assert cli.main(["keys", "translation"]) == 0
+    out = capsys.readouterr().out
+    assert "| `data.split_digits` | `false` |" in out
+    assert cli.main(["keys", "nope"]) == cli.EXIT_USAGE
+    assert "known: sentiment, speech, toy, translation" in capsys.readouterr().err
