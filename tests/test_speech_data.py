@@ -239,3 +239,32 @@ def test_make_splits_adds_speed_perturbed_training_copies(tmp_path):
     )
     with pytest.raises(ValueError, match="data.speed_perturb"):
         DataConfig(speed_perturb=[1.0])
+
+
+def _levenshtein(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def test_word_corrector_snaps_to_nearest_training_word():
+    from suites.speech.wordfix import WordCorrector
+
+    train = ["the cat sat", "a cat ran home", "the dog sat down", "elephant"]
+    fix = WordCorrector(train, max_ratio=0.34)
+    vocab = sorted({w for t in train for w in t.split()})
+    for hyp in ["th", "cta", "elefant", "hme", "xyzzyq", "down", "dowm", "sta"]:
+        got = fix.word(hyp)
+        dists = {w: _levenshtein(hyp, w) for w in vocab}
+        best = min(dists.values())
+        if hyp in vocab or best > max(1, int(0.34 * len(hyp))):
+            assert got == hyp, (hyp, got)
+        else:
+            assert got in vocab and dists[got] == best, (hyp, got, best)
+    assert fix("th cat st hme teh") == "the cat sat home teh"  # "teh": 2 edits > 1
+    with pytest.raises(ValueError, match="max_ratio"):
+        WordCorrector(train, max_ratio=2.0)

@@ -32,6 +32,7 @@ def trained(tmp_path_factory):
         "model.utterance_norm=true",
         "model.utterance_var_norm=true",
         "model.vtlp=true",
+        "model.word_correction=true",
     ]
     cfg = load_config(REPO / "configs/speech/tiny.yaml", overrides=overrides)
     task_cls = get_task("speech")
@@ -57,8 +58,16 @@ def test_tiny_config_learns_synthetic_words(trained):
     assert results["cer_greedy"] <= 0.1 and results["cer_beam"] <= 0.1, results
     assert results["accuracy_lexicon"] >= 0.9, results
     hyps = (task.run_dir / "eval" / "hypotheses_test.tsv").read_text().splitlines()
-    assert hyps[0] == "id\tspeaker\treference\tgreedy\tbeam\tlexicon"
+    assert hyps[0] == "id\tspeaker\treference\tgreedy\tbeam\tlexicon\tvocab"
     assert len(hyps) - 1 == task.caches["test"][1]["count"]
+    # Vocabulary correction: every output word is a training word or the beam's own word.
+    train_words = {w for t in task.caches["train"][1]["transcripts"] for w in t.split()}
+    for row in hyps[1:]:
+        *_, beam, _, vocab = row.split("\t")
+        assert len(vocab.split()) == len(beam.split())
+        for b, v in zip(beam.split(), vocab.split(), strict=True):
+            assert v == b or (v in train_words and b not in train_words), row
+    assert results["cer_vocab"] <= results["cer_beam"] + 0.02, results
 
 
 def test_beam_width_one_equals_greedy_on_trained_model(trained):

@@ -61,6 +61,8 @@ class ModelConfig:
     lexicon: list[str] = field(default_factory=list)  # closed vocabulary (e.g. the ten digit
     # words): evaluate also reports lexicon-constrained decoding (best CTC likelihood entry)
     export_lexicon: bool = False  # the SavedModel decodes with `lexicon` (needs a lexicon)
+    word_correction: bool = False  # evaluate also reports "vocab": beam output with each unknown
+    # word snapped to the nearest training-transcript word (edit distance <= a third of its length)
 
     def __post_init__(self):
         positive = ("stride", "conv_filters", "conv_kernel", "lstm_units", "lstm_layers")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from shared.task import Task, register_task
@@ -89,6 +89,10 @@ class SpeechTask(Task):
                 )
             train_path = self.caches["train"][0]
             FeatureStats.from_frames(iter_features(train_path, cfg.features.dim)).save(stats_file)
+        words_file = self.artifacts_dir / "train_words.json"
+        if train_meta and not words_file.exists():  # the vocabulary of word_correction
+            counts = Counter(w for t in train_meta["transcripts"] for w in t.split())
+            words_file.write_text(json.dumps(dict(counts.most_common())))
         summary = {
             split: {
                 "utterances": meta["count"],
@@ -195,6 +199,12 @@ class SpeechTask(Task):
         ids, refs, greedy, beam, *lex = self.transcribe_split(model, split, m.beam_width, m.lexicon)
         results = {}
         decoders = [("greedy", greedy), ("beam", beam)] + [("lexicon", h) for h in lex]
+        if m.word_correction:
+            from suites.speech.wordfix import WordCorrector
+
+            counts = json.loads((self.artifacts_dir / "train_words.json").read_text())
+            fix = WordCorrector(w for w, n in counts.items() for _ in range(n))
+            decoders.append(("vocab", [fix(h) for h in beam]))
         for name, hyps in decoders:
             results[f"cer_{name}"] = sm.cer(refs, hyps)
             results[f"wer_{name}"] = sm.wer(refs, hyps)
