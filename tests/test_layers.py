@@ -172,6 +172,60 @@ def test_gradients_match_finite_differences(fused, masked):
             np.testing.assert_allclose(np.asarray(grad)[pos], numeric, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.parametrize("side", [None, "pre"])
+@pytest.mark.parametrize("in_function", [False, True])
+def test_chunked_sequence_matches_finite_differences(monkeypatch, jit_compile, side, in_function):
+    """Sequences spanning several chunks of the fused loop (the last one partial): outputs,
+    final states and the gradients of weights, inputs and initial states stay exact, eagerly
+    and traced into a graph."""
+    from shared.layers import fused as fused_core
+
+    monkeypatch.setattr(fused_core, "CHUNK", 2)
+    b, t, d, u = 2, 5, 3, 4  # chunks of 2, 2, 1 steps
+    x = RNG.normal(size=(b, t, d))
+    w = list(_random_weights(d, u))
+    h0, c0 = RNG.normal(size=(b, u)), RNG.normal(size=(b, u))
+    mask = None if side is None else _mask(b, t, side)
+    proj = RNG.normal(size=(b, t, u))
+
+    def np_loss(weights, x_in, h_in, c_in):
+        y, h, c = numpy_peephole_lstm(x_in, *weights, h0=h_in, c0=c_in, mask=mask)
+        return float(np.sum(y * proj) + np.sum(h**3) + np.sum(c**2))
+
+    layer = PeepholeLSTM(
+        u, return_sequences=True, return_state=True, jit_compile=jit_compile, dtype="float64"
+    )
+    layer.build(x.shape)
+    _set(layer, *w)
+    cell = layer.cell
+    variables = [cell.kernel, cell.recurrent_kernel, cell.bias, cell.peephole_kernel]
+
+    def loss_and_grads(inputs):
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            y, h, c = layer(inputs[0], initial_state=inputs[1:], mask=mask)
+            loss = tf.reduce_sum(y * proj) + tf.reduce_sum(h**3) + tf.reduce_sum(c**2)
+        return loss, tape.gradient(loss, [v.value for v in variables] + inputs)
+
+    if in_function:
+        loss_and_grads = tf.function(loss_and_grads)
+    loss, grads = loss_and_grads([tf.constant(a) for a in (x, h0, c0)])
+    params = [*w, x, h0, c0]
+    assert abs(float(loss) - np_loss(w, x, h0, c0)) < 1e-9
+
+    eps = 1e-6
+    for k, (param, grad) in enumerate(zip(params, grads)):
+        for idx in RNG.choice(param.size, size=min(6, param.size), replace=False):
+            pos = np.unravel_index(idx, param.shape)
+            plus = [p.copy() for p in params]
+            minus = [p.copy() for p in params]
+            plus[k][pos] += eps
+            minus[k][pos] -= eps
+            numeric = (np_loss(plus[:4], *plus[4:]) - np_loss(minus[:4], *minus[4:])) / (2 * eps)
+            np.testing.assert_allclose(np.asarray(grad)[pos], numeric, rtol=1e-5, atol=1e-7)
+
+
 # --- equivalence with keras when peepholes are off ----------------------------------------------
 def _copy_weights(src, dst):
     assert len(src.weights) == len(dst.weights)

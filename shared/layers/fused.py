@@ -1,24 +1,31 @@
 """The fast whole-sequence path of the peephole LSTM: one loop, hand-written backward pass.
 
 Why this exists: `keras.layers.RNN` runs the cell step by step and lets autodiff record every
-small op of every step. Here the input projection `x·W + b` is done once for the whole sequence
-before the loop (one large GEMM); the recurrence does one small matmul `h·U` and the gate math per
-step and stores the gate activations `[i, f, g, o]_t`, `c_t` and `h_t`. The backward pass is
-written by hand: it never recomputes `h·U` or a gate (that is what the activations are kept
-for), runs one reverse loop of a few small ops and one matmul per step to get the gate gradients
-`dZ`, and then computes the weight gradients (`dU`, peepholes; `dW` and bias through autodiff of
-the hoisted projection) as a few large operations over all steps. Memory is linear in the
-sequence length: the activations take the place of the input projection, which the backward
-pass does not keep.
+small op of every step, including the input matmul `x_t·W`. Here the sequence is cut into chunks
+of `CHUNK` steps. Per chunk, the input projection `x·W + b` is one large GEMM; the recurrence does
+one small matmul `h·U` and the gate math per step and stores the gate activations
+`[i, f, g, o]_t`, `c_t` and `h_t`. The backward pass is written by hand: per chunk (last to
+first) one reverse loop of a few small ops and one matmul per step gives the gate gradients
+`dZ` (no gate and no `h·U` is recomputed: that is what the activations are kept for), then the
+chunk's weight gradients `dW`, `dU`, bias, peepholes and the input gradient `dx` are large GEMMs
+and reductions. The chunks are iterations of an outer loop, so TensorFlow runs one chunk's GEMMs
+while the latency-bound loop of the next chunk runs (measured: the GEMMs then cost little wall
+time), and the per-chunk gradients `dZ` never exist for the whole sequence at once. Memory is
+linear in the sequence length.
+
+With `jit_compile` the per-chunk loops are XLA-compiled (one computation per loop, no per-op
+dispatch) for fixed `(CHUNK, B, ·)` shapes: one compilation per batch size and width, whatever
+the sequence length (shorter chunks are zero-padded; the loop stops at the real length).
 
 One call runs one direction. A bidirectional layer calls this once per direction: the two loops
 are independent ops that TensorFlow runs concurrently on the two cores, which measured faster
 than one loop carrying both directions (benchmarks/RESULTS.md).
 
 Shapes (time-major, so that the loop indexes time without any transpose):
-    x_proj:  (T, B, 4u)  input projection incl. bias, gate order [i, f, c, o]
+    x:       (T, B, I)   inputs (after input dropout)
+    kernel:  (I, 4u), bias (4u,) or None; gate order [i, f, c, o] as keras.layers.LSTMCell
     h0, c0:  (B, u)
-    kernel:  (u, 4u)     recurrent kernel
+    recurrent_kernel: (u, 4u)
     peep:    (3, u)      peephole weights, rows [i, f, o] (or None)
     mask:    (T, B, 1)   1.0 where a step is valid, 0.0 where it is padding (or None)
     rec_mask:(B, u)      recurrent dropout mask applied to h_{t-1} (or None)
@@ -35,6 +42,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 _PARALLEL_ITERATIONS = 32  # lets the TensorArray writes of step t overlap step t+1
+CHUNK = 32  # steps per chunk of the outer loop (see `fused_peephole_lstm`)
 
 
 def _peep_rows(p):
@@ -42,12 +50,14 @@ def _peep_rows(p):
     return p[0:1], p[1:2], p[2:3]
 
 
-def _forward(zx, h0, c0, kernel, p, mt, rm):
-    """The recurrence, time-major; returns (a_seq, c_seq, h_seq, h_T, c_T). None = unused.
+def _forward(zx, h0, c0, kernel, p, mt, rm, steps):
+    """The recurrence over the first `steps` of a chunk (C, B, 4u), time-major.
 
-    a_seq (T, B, 4u) holds every step's gate activations [i, f, g, o] for the backward pass.
+    Returns (a_seq, c_seq, h_seq, h_last, c_last); None = feature unused. a_seq (C, B, 4u)
+    holds every step's gate activations [i, f, g, o] for the backward pass; rows from `steps`
+    on are zero.
     """
-    steps = tf.shape(zx)[0]
+    size = tf.shape(zx)[0]
     if p is not None:
         p_i, p_f, p_o = _peep_rows(p)
 
@@ -71,7 +81,10 @@ def _forward(zx, h0, c0, kernel, p, mt, rm):
             c_new = c + valid * (c_new - c)
         return t + 1, h_new, c_new, a_ta.write(t, acts), c_ta.write(t, c_new), h_ta.write(t, h_new)
 
-    arrays = tuple(tf.TensorArray(zx.dtype, steps) for _ in range(3))
+    arrays = tuple(
+        tf.TensorArray(zx.dtype, size, element_shape=shape)
+        for shape in (zx.shape[1:], h0.shape, h0.shape)
+    )
     _, h_last, c_last, a_ta, c_ta, h_ta = tf.while_loop(
         lambda t, *_: t < steps,
         step,
@@ -124,11 +137,13 @@ def _backward_step(dh_in, dh_carry, dc_carry, a_dc, b_all, b_c, kernel_t, rm, va
     return dz, dh_prev, dc_prev
 
 
-def _reverse_loop(step_fn, steps, dh_last, dc_last, dtype):
-    """Runs `step_fn(t, dh_carry, dc_carry) -> (dz_t, dh_{t-1}, dc_{t-1})` for t = T-1 .. 0.
+def _reverse_loop(step_fn, size, steps, dh_last, dc_last):
+    """Runs `step_fn(t, dh_carry, dc_carry) -> (dz_t, dh_{t-1}, dc_{t-1})` for t = steps-1 .. 0.
 
-    Returns dz (T, B, 4u) and the gradients of the initial states.
+    Returns dz (size, B, 4u) (zero from `steps` on) and the gradients of the initial states.
     """
+    units = dh_last.shape[-1]
+    dz_shape = dh_last.shape[:-1].concatenate([None if units is None else 4 * units])
 
     def back(t, dh_carry, dc_carry, dz_ta):
         dz, dh_prev, dc_prev = step_fn(t, dh_carry, dc_carry)
@@ -137,14 +152,20 @@ def _reverse_loop(step_fn, steps, dh_last, dc_last, dtype):
     _, dh0, dc0, dz_ta = tf.while_loop(
         lambda t, *_: t >= 0,
         back,
-        (steps - 1, dh_last, dc_last, tf.TensorArray(dtype, steps)),
+        (steps - 1, dh_last, dc_last, tf.TensorArray(dh_last.dtype, size, element_shape=dz_shape)),
         parallel_iterations=_PARALLEL_ITERATIONS,
     )
     return dz_ta.stack(), dh0, dc0
 
 
-def _backward_loop_precomputed(a_seq, c_prev, c_seq, p, mt, rm, kernel_t, dh_seq, dh_last, dc_last):
-    """Graph-mode backward: gate factors for all steps at once, then a short reverse loop."""
+def _backward_loop_precomputed(
+    a_seq, c_in, c_seq, p, mt, rm, kernel_t, dh_seq, dh_last, dc_last, steps
+):
+    """Graph-mode backward: gate factors for all steps at once, then a short reverse loop.
+
+    `c_in` is the cell state entering the chunk; returns (dz, dh_in, dc_in).
+    """
+    c_prev = tf.concat([c_in[None], c_seq[:-1]], axis=0)
     a_dc, b_all, b_c = _gate_factors(a_seq, c_prev, c_seq, p)
 
     def back(t, dh_carry, dc_carry):
@@ -153,118 +174,237 @@ def _backward_loop_precomputed(a_seq, c_prev, c_seq, p, mt, rm, kernel_t, dh_seq
             dh_seq[t], dh_carry, dc_carry, a_dc[t], b_all[t], b_c[t], kernel_t, rm, valid
         )
 
-    return _reverse_loop(back, tf.shape(a_seq)[0], dh_last, dc_last, a_seq.dtype)
+    return _reverse_loop(back, tf.shape(a_seq)[0], steps, dh_last, dc_last)
 
 
-def _backward_loop_per_step(a_seq, c0, c_seq, p, mt, rm, kernel_t, dh_seq, dh_last, dc_last):
+def _backward_loop_per_step(
+    a_seq, c_in, c_seq, p, mt, rm, kernel_t, dh_seq, dh_last, dc_last, steps
+):
     """The reverse loop computing each step's gate factors inside the loop (for XLA).
 
     Keeps no (T, B, ·) temporaries besides dz; XLA fuses a step's elementwise ops.
     """
 
     def back(t, dh_carry, dc_carry):
-        c_prev = tf.where(t > 0, c_seq[tf.maximum(t - 1, 0)], c0)
+        c_prev = tf.where(t > 0, c_seq[tf.maximum(t - 1, 0)], c_in)
         a_dc, b_all, b_c = _gate_factors(a_seq[t], c_prev, c_seq[t], p)
         valid = None if mt is None else mt[t]
         return _backward_step(dh_seq[t], dh_carry, dc_carry, a_dc, b_all, b_c, kernel_t, rm, valid)
 
-    return _reverse_loop(back, tf.shape(a_seq)[0], dh_last, dc_last, a_seq.dtype)
+    return _reverse_loop(back, tf.shape(a_seq)[0], steps, dh_last, dc_last)
 
 
-# XLA-compiled twins of the two loops: each loop becomes one compiled computation, removing the
+# XLA-compiled twins of the chunk loops: each loop becomes one compiled computation, removing the
 # per-op dispatch cost of the graph executor. Safe from the quadratic cost of XLA over RNN
 # autodiff because the backward pass here is a plain loop, not a differentiated one. The large
-# GEMMs stay outside, on TensorFlow's multi-threaded kernels. Compiled once per input shape.
+# GEMMs stay outside, on TensorFlow's multi-threaded kernels. Compiled once per chunk shape.
 _forward_xla = tf.function(_forward, jit_compile=True, reduce_retracing=False)
 _backward_loop_per_step_xla = tf.function(
     _backward_loop_per_step, jit_compile=True, reduce_retracing=False
 )
 
 
-def _backward(a_seq, h0, c0, kernel, p, mt, rm, c_seq, h_seq, dh_seq, dh_last, dc_last, xla):
-    """Gradients of the recurrence; returns (dz, dh0, dc0, d_kernel, d_peep or None)."""
-    c_prev = tf.concat([c0[None], c_seq[:-1]], axis=0)
-    kernel_t = tf.transpose(kernel)  # (4u, u)
-    if xla:
-        dz, dh0, dc0 = _backward_loop_per_step_xla(
-            a_seq, c0, c_seq, p, mt, rm, kernel_t, dh_seq, dh_last, dc_last
-        )
-    else:
-        dz, dh0, dc0 = _backward_loop_precomputed(
-            a_seq, c_prev, c_seq, p, mt, rm, kernel_t, dh_seq, dh_last, dc_last
-        )
+def _pad_rows(a, size):
+    """Zero-pads the leading axis of `a` to `size` rows (a no-op when it has them)."""
+    return tf.pad(a, [[0, size - tf.shape(a)[0]]] + [[0, 0]] * (a.shape.rank - 1))
 
-    # Weight gradients: a few large ops over all steps.
-    units = tf.shape(h0)[-1]
-    h_prev = tf.concat([h0[None], h_seq[:-1]], axis=0)
-    hp = h_prev if rm is None else h_prev * rm
-    d_kernel = tf.matmul(
-        tf.reshape(hp, [-1, units]), tf.reshape(dz, [-1, 4 * units]), transpose_a=True
+
+def _flat_matmul(a, b, **kwargs):
+    """(C, B, k) x (k, m) -> (C, B, m) as one GEMM."""
+    out = tf.matmul(tf.reshape(a, [-1, tf.shape(a)[-1]]), b, **kwargs)
+    return tf.reshape(out, tf.concat([tf.shape(a)[:-1], tf.shape(out)[-1:]], 0))
+
+
+def _rows_t_matmul(a, b):
+    """sum over (C, B) of a^T b: (C, B, k), (C, B, m) -> (k, m) as one GEMM."""
+    return tf.matmul(
+        tf.reshape(a, [-1, tf.shape(a)[-1]]), tf.reshape(b, [-1, tf.shape(b)[-1]]), transpose_a=True
     )
-    d_peep = None
-    if p is not None:
-        dz_i, dz_f, _, dz_o = tf.split(dz, 4, axis=-1)
-        dp_i = tf.reduce_sum(dz_i * c_prev, axis=[0, 1])
-        dp_f = tf.reduce_sum(dz_f * c_prev, axis=[0, 1])
-        dp_o = tf.reduce_sum(dz_o * c_seq, axis=[0, 1])
-        d_peep = tf.stack([dp_i, dp_f, dp_o])
-    return dz, dh0, dc0, d_kernel, d_peep
 
 
 def fused_peephole_lstm(
-    x_proj, h0, c0, kernel, peep=None, mask=None, rec_mask=None, jit_compile=False
+    x,
+    kernel,
+    bias,
+    h0,
+    c0,
+    recurrent_kernel,
+    peep=None,
+    mask=None,
+    rec_mask=None,
+    jit_compile=False,
+    chunk=None,
 ):
-    """Runs the LSTM recurrence over `x_proj`; see the module docstring for shapes.
+    """Runs the LSTM over time-major inputs `x` (T, B, I); see the module docstring.
+
+    The sequence is processed in chunks of `chunk` steps. Per chunk the forward pass projects the
+    inputs (one GEMM) and runs the loop; the backward pass runs the reverse loop and then the
+    chunk's weight-gradient GEMMs. Chunks are steps of an outer loop that lets TensorFlow run
+    the GEMMs of one chunk while the (latency-bound) loop of the next one runs, and the XLA
+    loops see fixed chunk shapes: one compilation per (batch, units), whatever the length.
 
     Args:
-        jit_compile: compile the forward and backward loops with XLA (one compile per input
-            shape; pays off for repeated shapes, e.g. bucketed batches).
+        x: (T, B, I) inputs (after input dropout). kernel (I, 4u), bias (4u,) or None.
+        h0, c0: (B, u). recurrent_kernel: (u, 4u). peep, mask, rec_mask: see module docstring.
+        jit_compile: compile the per-chunk forward and backward loops with XLA.
+        chunk: steps per chunk (default: the module's `CHUNK`).
+
+    Returns:
+        h_seq (T, B, u), h_T, c_T.
     """
-    use_peep = peep is not None
-    use_mask = mask is not None
-    use_rdrop = rec_mask is not None
-    extras = [t for t in (peep, mask, rec_mask) if t is not None]
+    chunk = CHUNK if chunk is None else int(chunk)
+    extras = {"bias": bias, "peep": peep, "mask": mask, "rec_mask": rec_mask}
+    names = [k for k, v in extras.items() if v is not None]
     forward = _forward_xla if jit_compile else _forward
+    backward_loop = _backward_loop_per_step_xla if jit_compile else _backward_loop_precomputed
 
     @tf.custom_gradient
-    def run(zx, h0, c0, kernel, *extra):
+    def run(x, kernel, h0, c0, u_kernel, *extra):
         # The gradient is `grad` below: keep the tape from recording the forward ops (in eager
         # mode it would otherwise keep every intermediate alive, and differentiate XLA calls).
-        zx, h0, c0, kernel = (tf.stop_gradient(t) for t in (zx, h0, c0, kernel))
-        extra = [tf.stop_gradient(t) for t in extra]
-        it = iter(extra)
-        p = next(it) if use_peep else None
-        mt = next(it) if use_mask else None
-        rm = next(it) if use_rdrop else None
-        a_seq, c_seq, h_seq, h_last, c_last = forward(zx, h0, c0, kernel, p, mt, rm)
+        x, kernel, h0, c0, u_kernel = (tf.stop_gradient(t) for t in (x, kernel, h0, c0, u_kernel))
+        opt = dict(zip(names, (tf.stop_gradient(t) for t in extra)))
+        b, p, mt, rm = (opt.get(k) for k in ("bias", "peep", "mask", "rec_mask"))
+        total = tf.shape(x)[0]
+        n = (total + chunk - 1) // chunk
+
+        def rows(a, k):
+            """Chunk k of a (T, ...) tensor: (steps_k, ...)."""
+            return a[k * chunk : tf.minimum(total, (k + 1) * chunk)]
+
+        def lists(*shape):
+            # infer_shape=False: in eager mode the last chunk may be shorter.
+            return tf.TensorArray(
+                x.dtype, n, infer_shape=False, element_shape=tf.TensorShape(shape)
+            )
+
+        def loop_in(a):
+            """XLA loops take fixed (chunk, ...) shapes: one compilation for every length."""
+            return _pad_rows(a, chunk) if jit_compile else a
+
+        def loop_out(a, steps):
+            return a[:steps] if jit_compile else a
+
+        state = h0.shape  # (B, u)
+        acts = state[:-1].concatenate([None if state[-1] is None else 4 * state[-1]])
+
+        def fwd_chunk(k, h, c, h_in, c_in, a_l, c_l, h_l):
+            x_k = rows(x, k)
+            steps = tf.shape(x_k)[0]
+            zx = _flat_matmul(x_k, kernel)
+            if b is not None:
+                zx = zx + b
+            mk = None if mt is None else loop_in(rows(mt, k))
+            a_k, c_k, h_k, h_new, c_new = forward(loop_in(zx), h, c, u_kernel, p, mk, rm, steps)
+            return (
+                k + 1,
+                h_new,
+                c_new,
+                h_in.write(k, h),
+                c_in.write(k, c),
+                a_l.write(k, loop_out(a_k, steps)),
+                c_l.write(k, loop_out(c_k, steps)),
+                h_l.write(k, loop_out(h_k, steps)),
+            )
+
+        _, h_last, c_last, h_in, c_in, a_l, c_l, h_l = tf.while_loop(
+            lambda k, *_: k < n,
+            fwd_chunk,
+            (
+                tf.constant(0),
+                h0,
+                c0,
+                lists(*state),
+                lists(*state),
+                lists(None, *acts),
+                lists(None, *state),
+                lists(None, *state),
+            ),
+            parallel_iterations=2,
+        )
+        # Plain tensors, not the lists: a SavedModel cannot keep the gradient function's
+        # captures of loop-carried list handles.
+        h_seq, a_seq, c_seq = h_l.concat(), a_l.concat(), c_l.concat()
+        h_in, c_in = h_in.stack(), c_in.stack()
 
         def grad(dh_seq, dh_last, dc_last, variables=None):
             # Outputs nobody used arrive as None.
             dh_seq = tf.zeros_like(h_seq) if dh_seq is None else dh_seq
             dh_last = tf.zeros_like(h0) if dh_last is None else dh_last
             dc_last = tf.zeros_like(c0) if dc_last is None else dc_last
-            dz, dh0, dc0, d_kernel, d_peep = _backward(
-                a_seq,
-                h0,
-                c0,
-                kernel,
-                p,
-                mt,
-                rm,
-                c_seq,
-                h_seq,
-                dh_seq,
-                dh_last,
-                dc_last,
-                jit_compile,
+            u_t = tf.transpose(u_kernel)
+            zeros = {
+                "dW": tf.zeros_like(kernel),
+                "dU": tf.zeros_like(u_kernel),
+                "db": None if b is None else tf.zeros_like(b),
+                "dp": None if p is None else tf.zeros_like(p),
+            }
+            acc_keys = [k for k, v in zeros.items() if v is not None]
+
+            def bwd_chunk(k, dh_carry, dc_carry, dx_l, *acc):
+                acc = dict(zip(acc_keys, acc))
+                a_k, c_k, h_k = rows(a_seq, k), rows(c_seq, k), rows(h_seq, k)
+                h_k_in, c_k_in = h_in[k], c_in[k]
+                steps = tf.shape(a_k)[0]
+                mk = None if mt is None else loop_in(rows(mt, k))
+                dz, dh_carry, dc_carry = backward_loop(
+                    loop_in(a_k),
+                    c_k_in,
+                    loop_in(c_k),
+                    p,
+                    mk,
+                    rm,
+                    u_t,
+                    loop_in(rows(dh_seq, k)),
+                    dh_carry,
+                    dc_carry,
+                    steps,
+                )
+                dz = loop_out(dz, steps)
+                # The chunk's weight gradients: large GEMMs, off the loop's critical path.
+                hp = tf.concat([h_k_in[None], h_k[:-1]], axis=0)
+                if rm is not None:
+                    hp = hp * rm
+                acc["dU"] = acc["dU"] + _rows_t_matmul(hp, dz)
+                acc["dW"] = acc["dW"] + _rows_t_matmul(rows(x, k), dz)
+                if b is not None:
+                    acc["db"] = acc["db"] + tf.reduce_sum(dz, axis=[0, 1])
+                if p is not None:
+                    c_prev = tf.concat([c_k_in[None], c_k[:-1]], axis=0)
+                    dz_i, dz_f, _, dz_o = tf.split(dz, 4, axis=-1)
+                    acc["dp"] = acc["dp"] + tf.stack(
+                        [
+                            tf.reduce_sum(dz_i * c_prev, axis=[0, 1]),
+                            tf.reduce_sum(dz_f * c_prev, axis=[0, 1]),
+                            tf.reduce_sum(dz_o * c_k, axis=[0, 1]),
+                        ]
+                    )
+                dx_l = dx_l.write(k, _flat_matmul(dz, kernel, transpose_b=True))
+                return (k - 1, dh_carry, dc_carry, dx_l, *(acc[key] for key in acc_keys))
+
+            out = tf.while_loop(
+                lambda k, *_: k >= 0,
+                bwd_chunk,
+                (
+                    n - 1,
+                    dh_last,
+                    dc_last,
+                    lists(None, *x.shape[1:]),
+                    *(zeros[key] for key in acc_keys),
+                ),
+                parallel_iterations=2,
             )
-            d_extra = [d_peep] if use_peep else []
-            if use_mask:
-                d_extra.append(tf.zeros_like(mt))
-            if use_rdrop:
-                d_extra.append(tf.zeros_like(rm))
-            return (dz, dh0, dc0, d_kernel, *d_extra)
+            _, dh0, dc0, dx_l = out[:4]
+            acc = dict(zip(acc_keys, out[4:]))
+            dx = dx_l.concat()
+            d_extra = {
+                "bias": acc.get("db"),
+                "peep": acc.get("dp"),
+                "mask": None if mt is None else tf.zeros_like(mt),
+                "rec_mask": None if rm is None else tf.zeros_like(rm),
+            }
+            return (dx, acc["dW"], dh0, dc0, acc["dU"], *(d_extra[k] for k in names))
 
         return (h_seq, h_last, c_last), grad
 
-    return run(x_proj, h0, c0, kernel, *extras)
+    return run(x, kernel, h0, c0, recurrent_kernel, *(extras[k] for k in names))

@@ -308,8 +308,9 @@ class PeepholeLSTM(keras.layers.RNN):
         fused: "auto" (default) or True: use the fast path when the configuration allows it;
             False: always the generic cell loop. True raises if the fast path cannot be used.
         jit_compile: Compile the fused forward and backward loops with XLA (default False).
-            Faster per step; compiles once per input shape, so use it with bucketed or fixed
-            shapes. Unlike XLA over keras' RNN autodiff it stays linear in the sequence length,
+            Faster per step; the loops run over fixed-size chunks of the sequence, so XLA
+            compiles once per batch size and width (about a second each), not per length.
+            Unlike XLA over keras' RNN autodiff it stays linear in the sequence length,
             because the backward pass is a plain loop.
         use_cudnn: "auto" (default), True or False: allow keras' cuDNN kernel when
             `use_peepholes=False` on a GPU (see the module docstring for the dispatch rule).

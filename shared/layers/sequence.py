@@ -16,20 +16,15 @@ from shared.layers.fused import fused_peephole_lstm
 
 
 def _direction_inputs(layer, x_tm, mask_tm, training):
-    """Time-major input projection (T, B, 4u) and mask (T, B, 1) of one layer, in its order."""
+    """One layer's time-major inputs (T, B, F) after input dropout, and mask, in its order."""
     cell = layer.cell
-    dtype = x_tm.dtype
     if training and cell.dropout > 0.0:
-        x_tm = x_tm * tf.cast(cell.get_dropout_mask(x_tm[0]), dtype)[None]
-    kernel = tf.cast(cell.kernel, dtype)
-    proj = tf.einsum("tbi,ik->tbk", x_tm, kernel)
-    if cell.use_bias:
-        proj = proj + tf.cast(cell.bias, dtype)
+        x_tm = x_tm * tf.cast(cell.get_dropout_mask(x_tm[0]), x_tm.dtype)[None]
     mask = mask_tm
     if layer.go_backwards:
-        proj = tf.reverse(proj, [0])
+        x_tm = tf.reverse(x_tm, [0])
         mask = None if mask is None else tf.reverse(mask, [0])
-    return proj, mask
+    return x_tm, mask
 
 
 def _outputs(h_seq, mask, zero_output_for_mask):
@@ -64,13 +59,15 @@ def run_fused(layers, sequences, initial_states, mask, training):
     results = []
     for layer, state in zip(layers, initial_states):
         # One independent loop per direction: TensorFlow runs the two concurrently.
-        proj, m = _direction_inputs(layer, x_tm, mask_tm, training)
+        x_d, m = _direction_inputs(layer, x_tm, mask_tm, training)
         cell = layer.cell
         rec_mask = None
         if training and cell.recurrent_dropout > 0.0:
             rec_mask = tf.cast(cell.get_recurrent_dropout_mask(state[0]), dtype)
         h_seq, h_last, c_last = fused_peephole_lstm(
-            proj,
+            x_d,
+            tf.cast(cell.kernel, dtype),
+            tf.cast(cell.bias, dtype) if cell.use_bias else None,
             tf.cast(state[0], dtype),
             tf.cast(state[1], dtype),
             tf.cast(cell.recurrent_kernel, dtype),
