@@ -87,9 +87,9 @@ def make_dataset(
     dataset = tf.data.Dataset.from_tensor_slices(
         (tf.constant(data.texts, tf.string), tf.constant(data.labels, tf.int32))
     )
-    if shuffle_seed is not None:
-        dataset = dataset.shuffle(len(data), seed=shuffle_seed, reshuffle_each_iteration=True)
     if num_buckets > 0:
+        # Normalising + SentencePiece run once: the ids are cached, only shuffling and
+        # batching are repeated each epoch.
         dataset = dataset.map(
             lambda text, label: (
                 encode(tokenizer, text[tf.newaxis], max_length, normalization)[0],
@@ -97,11 +97,15 @@ def make_dataset(
             ),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
-        )
+        ).cache()
+        if shuffle_seed is not None:
+            dataset = dataset.shuffle(len(data), seed=shuffle_seed, reshuffle_each_iteration=True)
         dataset = bucket_by_length(
             dataset, lambda ids, label: tf.shape(ids)[0], batch_size, num_buckets=num_buckets
         )
     else:
+        if shuffle_seed is not None:
+            dataset = dataset.shuffle(len(data), seed=shuffle_seed, reshuffle_each_iteration=True)
         dataset = dataset.batch(batch_size)
         dataset = dataset.map(
             lambda texts, labels: (encode(tokenizer, texts, max_length, normalization), labels),
