@@ -29,7 +29,8 @@ DEV = [
 ]
 TEST = ["1 a moving , wonderfully acted portrait of a marriage in crisis ."]
 TRAIN = ["1 a joyous ride .", "0 a dull , lifeless exercise ."]
-# (snippet in rt-polarity style, must be dropped?) - positives first, then negatives
+# (snippet in rt-polarity style, fate: True = overlaps evaluation text, "dup" = duplicate of a
+# training/earlier text, False = kept) - positives, then negatives
 POSITIVE = [
     ("it's a charming (and often hilarious) film about friendship . ", True),  # = dev, retokenised
     ("a moving , wonderfully acted portrait of a marriage in crisis . see it . ", True),  # has test
@@ -37,6 +38,7 @@ POSITIVE = [
     ("a charming film about nothing in particular . ", False),  # shares words only
     ("not bad . not bad at all , in fact it's great . ", False),  # one-word dev "bad ." inside
     ("surely a fine filmmaker's best work . ", False),  # "a fine film" not as whole words
+    ("A joyous ride. ", "dup"),  # a training sentence
 ]
 NEGATIVE = [
     ('clumsy . the movie doesn\'t have a single " fresh " idea in its head . ', True),  # has dev
@@ -44,6 +46,7 @@ NEGATIVE = [
     ("badly written and worse acted . ", False),  # "bad" only as part of a word
     ("the movie doesn't have a single fresh moment . ", False),  # overlapping prefix only
     ("harming and often hilarious", False),  # inside a dev sentence, but not as whole words
+    ("badly written and worse acted .", "dup"),  # repeats an extra text
 ]
 
 
@@ -94,13 +97,14 @@ def test_filter_drops_exactly_the_overlapping_snippets(files):
     got = list(zip(merged["train"].texts, merged["train"].labels, strict=True))
     assert got[: len(TRAIN)] == [(t.split(" ", 1)[1], int(t[0])) for t in TRAIN]
     assert got[len(TRAIN) :] == expected
-    dropped = sum(drop for _, drop in POSITIVE + NEGATIVE)
+    fates = [fate for _, fate in POSITIVE + NEGATIVE]
     assert stats == [
         {
             "entry": "rt_polarity:../rt-polarity",
-            "read": len(POSITIVE) + len(NEGATIVE),
-            "dropped_overlapping_evaluation": dropped,
-            "kept": len(POSITIVE) + len(NEGATIVE) - dropped,
+            "read": len(fates),
+            "dropped_overlapping_evaluation": fates.count(True),
+            "dropped_duplicates": fates.count("dup"),
+            "kept": fates.count(False),
             "protected_sentences": len(DEV) + len(TEST),
         }
     ]
@@ -110,7 +114,11 @@ def test_filter_drops_exactly_the_overlapping_snippets(files):
 def test_without_filter_everything_is_added(files):
     splits = load_splits(_config(files), seed=0)
     merged, stats = extra.add_extra_train(
-        splits, ["rt_polarity:../rt-polarity"], str(files), overlap_filter=False
+        splits,
+        ["rt_polarity:../rt-polarity"],
+        str(files),
+        overlap_filter=False,
+        drop_train_duplicates=False,
     )
     assert len(merged["train"]) == len(TRAIN) + len(POSITIVE) + len(NEGATIVE)
     assert stats[0]["dropped_overlapping_evaluation"] == 0
@@ -158,7 +166,7 @@ def test_task_trains_on_the_filtered_union_and_records_counts(files, tmp_path):
     )
     task = get_task("sentiment")(config, tmp_path / "run")
     task.prepare()
-    kept = sum(not drop for _, drop in POSITIVE + NEGATIVE)
+    kept = [fate for _, fate in POSITIVE + NEGATIVE].count(False)
     assert len(task.splits["train"]) == len(TRAIN) + kept
     stats = json.loads((tmp_path / "run" / "artifacts" / "extra_train.json").read_text())
     assert stats[0]["kept"] == kept

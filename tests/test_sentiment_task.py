@@ -126,7 +126,17 @@ def test_predict_in_a_fresh_process_prints_label_and_probability(tiny_run, expor
 
 
 @pytest.mark.parametrize(
-    "name", ["tiny", "sst2", "sst2_rt", "sst2_pretrained", "rt_polarity", "imdb"]
+    "name",
+    [
+        "tiny",
+        "sst2",
+        "sst2_rt",
+        "sst2_rt_reg",
+        "sst2_rt_lm",
+        "sst2_pretrained",
+        "rt_polarity",
+        "imdb",
+    ],
 )
 def test_configs_load_and_validate(name):
     config = load_config(REPO / "configs" / "sentiment" / f"{name}.yaml", data_dir="/data")

@@ -82,6 +82,7 @@ class SentimentDataConfig:
     extra_overlap_filter: bool = True  # drop extra texts that equal/contain/are part of a
     # validation or test sentence (keeps the validation figure honest; see overlap.py)
     extra_overlap_min_words: int = 3  # shorter sentences/texts are matched exactly only
+    extra_drop_train_duplicates: bool = True  # drop extra texts equal to a training text
 
     def __post_init__(self):
         if self.max_length <= 0:
@@ -139,6 +140,7 @@ class SentimentTask(Task):
             d.data_dir,
             d.extra_overlap_filter,
             d.extra_overlap_min_words,
+            d.extra_drop_train_duplicates,
             text_column=d.text_column,
             label_column=d.label_column,
             delimiter=d.delimiter,
