@@ -174,11 +174,14 @@ def test_gradients_match_finite_differences(fused, masked):
 
 @pytest.mark.parametrize("jit_compile", [False, True])
 @pytest.mark.parametrize("side", [None, "pre"])
-@pytest.mark.parametrize("in_function", [False, True])
-def test_chunked_sequence_matches_finite_differences(monkeypatch, jit_compile, side, in_function):
+@pytest.mark.parametrize("in_function, training", [(False, False), (True, False), (True, True)])
+def test_chunked_sequence_matches_finite_differences(
+    monkeypatch, jit_compile, side, in_function, training
+):
     """Sequences spanning several chunks of the fused loop (the last one partial): outputs,
     final states and the gradients of weights, inputs and initial states stay exact, eagerly
-    and traced into a graph."""
+    and traced into a graph, in training (gradient from the per-chunk lists) and inference
+    (from exportable plain tensors)."""
     from shared.layers import fused as fused_core
 
     monkeypatch.setattr(fused_core, "CHUNK", 2)
@@ -204,7 +207,7 @@ def test_chunked_sequence_matches_finite_differences(monkeypatch, jit_compile, s
     def loss_and_grads(inputs):
         with tf.GradientTape() as tape:
             tape.watch(inputs)
-            y, h, c = layer(inputs[0], initial_state=inputs[1:], mask=mask)
+            y, h, c = layer(inputs[0], initial_state=inputs[1:], mask=mask, training=training)
             loss = tf.reduce_sum(y * proj) + tf.reduce_sum(h**3) + tf.reduce_sum(c**2)
         return loss, tape.gradient(loss, [v.value for v in variables] + inputs)
 

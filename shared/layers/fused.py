@@ -234,6 +234,7 @@ def fused_peephole_lstm(
     rec_mask=None,
     jit_compile=False,
     chunk=None,
+    exportable=True,
 ):
     """Runs the LSTM over time-major inputs `x` (T, B, I); see the module docstring.
 
@@ -248,6 +249,10 @@ def fused_peephole_lstm(
         h0, c0: (B, u). recurrent_kernel: (u, 4u). peep, mask, rec_mask: see module docstring.
         jit_compile: compile the per-chunk forward and backward loops with XLA.
         chunk: steps per chunk (default: the module's `CHUNK`).
+        exportable: keep what the backward pass needs as plain tensors (one extra copy of the
+            stored activations at the end of the forward pass) so that a SavedModel can
+            serialise the gradient function; False keeps the per-chunk lists themselves
+            (less peak memory; for training steps, which are not exported).
 
     Returns:
         h_seq (T, B, u), h_T, c_T.
@@ -322,10 +327,17 @@ def fused_peephole_lstm(
             ),
             parallel_iterations=2,
         )
-        # Plain tensors, not the lists: a SavedModel cannot keep the gradient function's
-        # captures of loop-carried list handles.
-        h_seq, a_seq, c_seq = h_l.concat(), a_l.concat(), c_l.concat()
-        h_in, c_in = h_in.stack(), c_in.stack()
+        h_seq = h_l.concat()
+        if exportable:
+            # Plain tensors, not the lists: a SavedModel cannot keep the gradient function's
+            # captures of loop-carried list handles.
+            a_seq, c_seq, h_in, c_in = a_l.concat(), c_l.concat(), h_in.stack(), c_in.stack()
+
+        def saved(k):
+            """Chunk k's stored (acts, c, h, h entering, c entering)."""
+            if exportable:
+                return rows(a_seq, k), rows(c_seq, k), rows(h_seq, k), h_in[k], c_in[k]
+            return a_l.read(k), c_l.read(k), h_l.read(k), h_in.read(k), c_in.read(k)
 
         def grad(dh_seq, dh_last, dc_last, variables=None):
             # Outputs nobody used arrive as None.
@@ -343,8 +355,7 @@ def fused_peephole_lstm(
 
             def bwd_chunk(k, dh_carry, dc_carry, dx_l, *acc):
                 acc = dict(zip(acc_keys, acc))
-                a_k, c_k, h_k = rows(a_seq, k), rows(c_seq, k), rows(h_seq, k)
-                h_k_in, c_k_in = h_in[k], c_in[k]
+                a_k, c_k, h_k, h_k_in, c_k_in = saved(k)
                 steps = tf.shape(a_k)[0]
                 mk = None if mt is None else loop_in(rows(mt, k))
                 dz, dh_carry, dc_carry = backward_loop(

@@ -75,6 +75,7 @@ def run_fused(layers, sequences, initial_states, mask, training):
             m,
             rec_mask,
             jit_compile=layer.jit_compile,
+            exportable=not training,
         )
         out_tm = _outputs(h_seq, m, layer.zero_output_for_mask)
         outputs = tf.transpose(out_tm, [1, 0, 2]) if layer.return_sequences else out_tm
