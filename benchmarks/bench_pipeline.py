@@ -3,8 +3,8 @@
 Two workloads:
 
 * synthetic (default): a small PeepholeLSTM classifier on generated token sequences fed by the
-  shared helpers (parse -> cache -> seeded shuffle -> bucket by length -> prefetch) - a harsh
-  case: the step is short, so the pipeline's share is large;
+  shared helpers (parse -> `shuffle_and_bucket`: cache, seeded shuffle, length buckets ->
+  prefetch) - a harsh case: the step is short, so the pipeline's share is large;
 * a task (`--config FILE [--data-dir DIR]`): the task's own training pipeline
   (`Task.datasets`) and model (`Task.build_model`, compiled with the task's loss), i.e. exactly
   what `lstm-suite train` runs; `--steps N` limits each epoch to its first N batches.
@@ -55,9 +55,8 @@ def make_pipeline(
         lambda t, y: (tf.strings.to_number(tf.strings.split(t), tf.int32), y),
         num_parallel_calls=pipeline.AUTOTUNE,
     )
-    ds = pipeline.shuffle(pipeline.cache(ds), seed=seed, buffer_size=len(texts))
-    ds = pipeline.bucket_by_length(
-        ds, lambda t, y: tf.shape(t)[0], batch_size, boundaries=[20, 30, 40, 50]
+    ds = pipeline.shuffle_and_bucket(
+        ds, lambda t, y: tf.shape(t)[0], batch_size, seed, len(texts), boundaries=[20, 30, 40, 50]
     )
     ds = pipeline.prefetch(ds)
     if threads:

@@ -132,3 +132,52 @@ def test_snapshot_cache_is_keyed_by_config(tmp_path):
     assert folders == sorted(
         f"features-{pipeline.config_hash(k)}" for k in (Features(), Features(num_mels=80))
     )
+
+
+def test_shuffle_and_bucket_batches_every_element_once_per_pass_from_one_bucket():
+    lengths = np.random.default_rng(2).integers(1, 41, size=300).tolist()
+    ds = ragged_dataset(lengths)
+    boundaries = pipeline.length_boundaries(ds, length_of, num_buckets=4)
+
+    def passes(seed):
+        batched = pipeline.shuffle_and_bucket(ds, length_of, 16, seed=seed, buffer_size=300)
+        return [list(batched.as_numpy_iterator()) for _ in range(2)]
+
+    first, again, other = passes(5), passes(5), passes(6)
+    for batches in first:
+        seen = Counter()
+        for tokens, labels in batches:
+            batch_lengths = [lengths[i] for i in labels]
+            assert 1 <= len(labels) <= 16 and tokens.shape[1] == max(batch_lengths)
+            for row, n in zip(tokens, batch_lengths, strict=True):
+                np.testing.assert_array_equal(row[:n], np.arange(1, n + 1))
+                assert not row[n:].any()
+            assert len(set(np.searchsorted(boundaries, batch_lengths, side="right"))) == 1
+            seen.update(labels.tolist())
+        assert seen == Counter(range(len(lengths)))  # every element exactly once per pass
+
+    def labels_of(batches):
+        return [b[1].tolist() for b in batches]
+
+    assert labels_of(first[0]) == labels_of(again[0]) and labels_of(first[1]) == labels_of(again[1])
+    assert labels_of(first[0]) != labels_of(first[1])  # reshuffled each pass
+    assert labels_of(first[0]) != labels_of(other[0])  # the seed matters
+
+
+def test_shuffle_and_bucket_single_tensors_dicts_and_padding():
+    rows = tf.ragged.constant([[1] * n for n in (3, 1, 2, 5, 4)], dtype=tf.int32)
+    singles = tf.data.Dataset.from_tensor_slices(rows).map(lambda t: t)
+    batched = pipeline.shuffle_and_bucket(
+        singles, lambda t: tf.shape(t)[0], 5, seed=0, boundaries=[], padding_values=-1
+    )
+    (only,) = list(batched.as_numpy_iterator())
+    assert only.shape == (5, 5) and sorted((only == 1).sum(axis=1).tolist()) == [1, 2, 3, 4, 5]
+    assert set(np.unique(only)) == {1, -1}
+    dicts = tf.data.Dataset.from_tensor_slices(rows).map(lambda t: ({"x": t}, tf.size(t)))
+    batched = pipeline.shuffle_and_bucket(
+        dicts, lambda x, n: n, 2, seed=0, boundaries=[3], padded_shapes=({"x": [6]}, [])
+    )
+    for x, n in batched.as_numpy_iterator():
+        assert x["x"].shape[1] == 6 and len(set(n >= 3)) == 1
+    with pytest.raises(ValueError, match="batch_size"):
+        pipeline.shuffle_and_bucket(singles, lambda t: tf.shape(t)[0], 0, seed=0)

@@ -86,23 +86,28 @@ class ToyTask(Task):
         ds = tf.data.Dataset.from_tensor_slices((tokens, lengths, labels))
         return ds.map(lambda t, n, y: (t[:n], y))
 
-    def _batched(self, ds: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
+    def _boundaries(self) -> list[int]:
         d = self.config.data
         lo, hi = d.min_length, d.max_length
-        boundaries = [int(b) for b in np.linspace(lo, hi, d.num_buckets + 1)[1:-1] if lo < b <= hi]
-        ds = pipeline.bucket_by_length(
-            ds, lambda t, y: tf.shape(t)[0], batch_size, boundaries=sorted(set(boundaries))
-        )
-        return pipeline.prefetch(ds)
+        edges = np.linspace(lo, hi, d.num_buckets + 1)[1:-1]
+        return sorted({int(b) for b in edges if lo < b <= hi})
 
     def datasets(self, global_batch_size: int):
-        train = pipeline.shuffle(
-            pipeline.cache(self._split("train")), self.config.seed, self.config.data.shuffle_buffer
+        train = pipeline.shuffle_and_bucket(
+            self._split("train"),
+            lambda t, y: tf.shape(t)[0],
+            global_batch_size,
+            seed=self.config.seed,
+            buffer_size=self.config.data.shuffle_buffer,
+            boundaries=self._boundaries(),
         )
-        return (
-            self._batched(train, global_batch_size),
-            self._batched(self._split("validation"), global_batch_size),
+        return pipeline.prefetch(train), self._batched(self._split("validation"), global_batch_size)
+
+    def _batched(self, ds: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
+        ds = pipeline.bucket_by_length(
+            ds, lambda t, y: tf.shape(t)[0], batch_size, boundaries=self._boundaries()
         )
+        return pipeline.prefetch(ds)
 
     def build_model(self) -> keras.Model:
         m = self.config.model

@@ -15,7 +15,7 @@ from typing import Literal
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from shared.data.pipeline import bucket_by_length
+from shared.data.pipeline import bucket_by_length, shuffle_and_bucket
 from shared.data.tokenizer import SentencePieceTokenizer
 from suites.sentiment.data import LabeledTexts
 
@@ -88,8 +88,12 @@ def make_dataset(
         (tf.constant(data.texts, tf.string), tf.constant(data.labels, tf.int32))
     )
     if num_buckets > 0:
-        # Normalising + SentencePiece run once: the ids are cached, only shuffling and
-        # batching are repeated each epoch.
+
+        def length(ids, label):
+            return tf.shape(ids)[0]
+
+        # Normalising + SentencePiece run once: the ids (and their length buckets) are cached,
+        # only shuffling and batching are repeated each epoch.
         dataset = dataset.map(
             lambda text, label: (
                 encode(tokenizer, text[tf.newaxis], max_length, normalization)[0],
@@ -97,12 +101,13 @@ def make_dataset(
             ),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
-        ).cache()
-        if shuffle_seed is not None:
-            dataset = dataset.shuffle(len(data), seed=shuffle_seed, reshuffle_each_iteration=True)
-        dataset = bucket_by_length(
-            dataset, lambda ids, label: tf.shape(ids)[0], batch_size, num_buckets=num_buckets
         )
+        if shuffle_seed is not None:
+            dataset = shuffle_and_bucket(
+                dataset, length, batch_size, shuffle_seed, len(data), num_buckets=num_buckets
+            )
+        else:
+            dataset = bucket_by_length(dataset, length, batch_size, num_buckets=num_buckets)
     else:
         if shuffle_seed is not None:
             dataset = dataset.shuffle(len(data), seed=shuffle_seed, reshuffle_each_iteration=True)

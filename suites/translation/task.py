@@ -287,21 +287,24 @@ class TranslationTask(Task):
             return tf.RaggedTensor.from_row_lengths(flat, [len(r) for r in rows])
 
         ds = tf.data.Dataset.from_tensor_slices((ragged(src), ragged(tgt)))
-        if shuffle:
-            ds = pipeline.shuffle(ds, self.config.seed, self.config.data.shuffle_buffer)
 
         def to_example(s, t):
             eos, bos = tf.constant([EOS_ID], tf.int32), tf.constant([BOS_ID], tf.int32)
             inputs = {"source": tf.concat([s, eos], 0), "target_in": tf.concat([bos, t], 0)}
             return inputs, tf.concat([t, eos], 0)
 
+        def length(x, y):
+            return tf.maximum(tf.shape(x["source"])[0], tf.shape(y)[0])
+
         ds = ds.map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
-        ds = pipeline.bucket_by_length(
-            ds,
-            lambda x, y: tf.maximum(tf.shape(x["source"])[0], tf.shape(y)[0]),
-            batch_size,
-            num_buckets=self.config.data.num_buckets,
-        )
+        d = self.config.data
+        if shuffle:  # examples and their buckets cached; each epoch shuffles and batches
+            seed, buffer = self.config.seed, d.shuffle_buffer
+            ds = pipeline.shuffle_and_bucket(
+                ds, length, batch_size, seed, buffer, num_buckets=d.num_buckets
+            )
+        else:
+            ds = pipeline.bucket_by_length(ds, length, batch_size, num_buckets=d.num_buckets)
         return pipeline.prefetch(ds)
 
     def datasets(self, global_batch_size: int):
