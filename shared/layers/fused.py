@@ -301,6 +301,9 @@ def fused_peephole_lstm(
                 zx = zx + b
             mk = None if mt is None else loop_in(rows(mt, k))
             a_k, c_k, h_k, h_new, c_new = forward(loop_in(zx), h, c, u_kernel, p, mk, rm, steps)
+            # A compiled function traced earlier for a less specific shape may serve this call.
+            h_new.set_shape(h.shape)
+            c_new.set_shape(c.shape)
             return (
                 k + 1,
                 h_new,
@@ -372,6 +375,8 @@ def fused_peephole_lstm(
                     steps,
                 )
                 dz = loop_out(dz, steps)
+                dh_carry.set_shape(dh_last.shape)
+                dc_carry.set_shape(dc_last.shape)
                 # The chunk's weight gradients: large GEMMs, off the loop's critical path.
                 hp = tf.concat([h_k_in[None], h_k[:-1]], axis=0)
                 if rm is not None:
