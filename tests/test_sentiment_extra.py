@@ -88,7 +88,9 @@ def test_key_undoes_both_tokenisations():
 
 def test_filter_drops_exactly_the_overlapping_snippets(files):
     splits = load_splits(_config(files), seed=0)
-    merged, stats = extra.add_extra_train(splits, ["rt_polarity:../rt-polarity"], str(files))
+    merged, stats = extra.add_extra_train(
+        splits, ["rt_polarity:../rt-polarity"], str(files), drop_train_duplicates=True
+    )
     # read_polarity_pair lists negatives first, each file in order
     expected = [(s, 0) for s, drop in NEGATIVE if not drop] + [
         (s.strip(), 1) for s, drop in POSITIVE if not drop
@@ -118,7 +120,6 @@ def test_without_filter_everything_is_added(files):
         ["rt_polarity:../rt-polarity"],
         str(files),
         overlap_filter=False,
-        drop_train_duplicates=False,
     )
     assert len(merged["train"]) == len(TRAIN) + len(POSITIVE) + len(NEGATIVE)
     assert stats[0]["dropped_overlapping_evaluation"] == 0
@@ -162,6 +163,7 @@ def test_task_trains_on_the_filtered_union_and_records_counts(files, tmp_path):
             "data.validation_file=dev",
             "data.test_file=test",
             "data.vocab_size=60",
+            "data.extra_drop_train_duplicates=true",
         ],
     )
     task = get_task("sentiment")(config, tmp_path / "run")

@@ -82,7 +82,8 @@ class SentimentDataConfig:
     extra_overlap_filter: bool = True  # drop extra texts that equal/contain/are part of a
     # validation or test sentence (keeps the validation figure honest; see overlap.py)
     extra_overlap_min_words: int = 3  # shorter sentences/texts are matched exactly only
-    extra_drop_train_duplicates: bool = True  # drop extra texts equal to a training text
+    extra_drop_train_duplicates: bool = False  # drop extra texts equal to a training text
+    # (False: SST-2 sentences that are whole rt-polarity snippets count twice; measured better)
 
     def __post_init__(self):
         if self.max_length <= 0:
