@@ -15,6 +15,8 @@ import tensorflow as tf
 from shared.layers import Bidirectional, PeepholeLSTM, PeepholeLSTMCell
 
 RNG = np.random.default_rng(1234)
+# (fused, jit_compile): fused path with XLA loops (the default), with graph loops, cell loop.
+PATHS = [(True, True), (True, False), (False, False)]
 
 
 # --- the reference ------------------------------------------------------------------------------
@@ -81,16 +83,18 @@ def _mask(batch, steps, side):
 
 
 # --- forward against NumPy ----------------------------------------------------------------------
-@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("fused, jit", PATHS)
 @pytest.mark.parametrize("shape", [(1, 1, 1, 1), (3, 7, 4, 5), (5, 12, 6, 8)])
 @pytest.mark.parametrize("side", [None, "post", "pre"])
-def test_forward_matches_numpy(fused, shape, side):
+def test_forward_matches_numpy(fused, jit, shape, side):
     b, t, d, u = shape
     x = RNG.normal(size=(b, t, d))
     w = _random_weights(d, u)
     h0, c0 = RNG.normal(size=(b, u)), RNG.normal(size=(b, u))
     mask = None if side is None else _mask(b, t, side)
-    layer = PeepholeLSTM(u, return_sequences=True, return_state=True, fused=fused, dtype="float64")
+    layer = PeepholeLSTM(
+        u, return_sequences=True, return_state=True, fused=fused, jit_compile=jit, dtype="float64"
+    )
     layer.build((b, t, d))
     _set(layer, *w)
     y, h, c = layer(x, initial_state=[h0, c0], mask=mask)
@@ -133,9 +137,9 @@ def test_go_backwards_matches_reversed_numpy():
 
 
 # --- gradients against finite differences of the NumPy reference --------------------------------
-@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("fused, jit", PATHS)
 @pytest.mark.parametrize("masked", [False, True])
-def test_gradients_match_finite_differences(fused, masked):
+def test_gradients_match_finite_differences(fused, jit, masked):
     b, t, d, u = 2, 5, 3, 4
     x = RNG.normal(size=(b, t, d))
     w = list(_random_weights(d, u))
@@ -146,7 +150,9 @@ def test_gradients_match_finite_differences(fused, masked):
         y, _, c = numpy_peephole_lstm(x_in, *weights, mask=mask)
         return float(np.sum(y * proj) + np.sum(c**2))
 
-    layer = PeepholeLSTM(u, return_sequences=True, return_state=True, fused=fused, dtype="float64")
+    layer = PeepholeLSTM(
+        u, return_sequences=True, return_state=True, fused=fused, jit_compile=jit, dtype="float64"
+    )
     layer.build(x.shape)
     _set(layer, *w)
     xt = tf.constant(x)
@@ -236,14 +242,19 @@ def _copy_weights(src, dst):
         b.assign(a)
 
 
-@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("fused, jit", PATHS)
 @pytest.mark.parametrize("side", [None, "post", "pre"])
-def test_no_peepholes_equals_keras_lstm(fused, side):
+def test_no_peepholes_equals_keras_lstm(fused, jit, side):
     x = RNG.normal(size=(4, 8, 5)).astype("float32")
     mask = None if side is None else _mask(4, 8, side)
     ref = keras.layers.LSTM(6, return_sequences=True, return_state=True)
     ours = PeepholeLSTM(
-        6, return_sequences=True, return_state=True, use_peepholes=False, fused=fused
+        6,
+        return_sequences=True,
+        return_state=True,
+        use_peepholes=False,
+        fused=fused,
+        jit_compile=jit,
     )
     ref.build(x.shape)
     ours.build(x.shape)
