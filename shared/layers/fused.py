@@ -42,7 +42,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 _PARALLEL_ITERATIONS = 32  # lets the TensorArray writes of step t overlap step t+1
-CHUNK = 32  # steps per chunk of the outer loop (see `fused_peephole_lstm`)
+CHUNK = 16  # steps per chunk of the outer loop (see `fused_peephole_lstm`)
 
 
 def _peep_rows(p):
