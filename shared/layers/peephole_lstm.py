@@ -309,7 +309,7 @@ class PeepholeLSTM(keras.layers.RNN):
         fused: "auto" (default) or True: use the fast path when the configuration allows it;
             False: always the generic cell loop. True raises if the fast path cannot be used.
         jit_compile: Compile the fused forward and backward loops with XLA (default True;
-            measured 1.2-1.4x faster than graph loops on CPU, benchmarks/RESULTS.md). The
+            measured ~1.2x (1.06-1.4x) faster than graph loops on CPU, benchmarks/RESULTS.md). The
             loops run over fixed-size chunks of the sequence, so XLA compiles once per batch
             size, width and dtype (about a second), not per sequence length. Unlike XLA over
             keras' RNN autodiff it stays linear in the sequence length, because the backward
