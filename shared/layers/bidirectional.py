@@ -2,9 +2,9 @@
 
 keras.layers.Bidirectional runs the forward layer, then the backward layer, each through
 keras' step-by-step RNN loop. When both directions are `PeepholeLSTM`s that can use the fused
-path, this wrapper projects the inputs of each direction with one large GEMM and runs each
-direction's fused loop (hand-written backward pass) as an independent op, so TensorFlow runs the
-two directions concurrently on two cores. (One shared loop with a batched matmul for both
+path, this wrapper runs each direction's fused loop (inputs projected by large GEMMs, hand-written
+backward pass; see `shared.layers.fused`) as an independent op, so TensorFlow runs the two
+directions concurrently on two cores. (One shared loop with a batched matmul for both
 directions was measured slower on CPU: benchmarks/RESULTS.md.) Any other wrapped layer (a keras
 LSTM/GRU, a PeepholeLSTM with custom activations, a stateful layer) falls back to keras'
 behaviour unchanged.
