@@ -153,3 +153,30 @@ def test_split_digits_makes_one_piece_per_digit(tmp_path):
     }
     assert [p.lstrip("▁") for p in pieces["split"] if p.lstrip("▁")] == ["2", "0", "2", "1"]
     assert len(pieces["whole"]) < len(pieces["split"])  # the option is what made the difference
+
+
+def test_two_models_in_one_saved_model_stay_apart(tmp_path):
+    # tf-text's SentencePiece op keeps its model in a kernel-owned resource; without a name per
+    # model, a loaded SavedModel ran the first model for both (a translation export with
+    # separate vocabularies detokenized English ids with the German model).
+    german = train_sentencepiece(CORPUS[:3], tmp_path / "de.model", 40, hard_vocab_limit=False)
+    english = train_sentencepiece(CORPUS[3:6], tmp_path / "en.model", 40, hard_vocab_limit=False)
+    module = tf.Module()
+    module.de = SentencePieceTokenizer.from_file(german)
+    module.en = SentencePieceTokenizer.from_file(english)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def both(text):
+        return {
+            "de": module.de.tokenize(text).to_tensor(default_value=-1),
+            "en": module.en.tokenize(text).to_tensor(default_value=-1),
+        }
+
+    tf.saved_model.save(module, str(tmp_path / "sm"), signatures={"serving_default": both})
+    loaded = tf.saved_model.load(str(tmp_path / "sm")).signatures["serving_default"]
+    out = loaded(text=tf.constant(["Two dogs play in the park."]))
+    for lang, path in (("de", german), ("en", english)):
+        expected = spm.SentencePieceProcessor(model_file=str(path)).encode(
+            "Two dogs play in the park."
+        )
+        assert [i for i in out[lang].numpy()[0] if i >= 0] == expected, lang

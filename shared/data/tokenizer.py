@@ -17,6 +17,7 @@ Id layout is fixed for every model trained here: 0 = padding, 1 = unknown, 2 = b
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Iterable
 from pathlib import Path
@@ -133,7 +134,11 @@ class SentencePieceTokenizer(tf.Module):
         self.bos_id = int(processor.bos_id())
         self.eos_id = int(processor.eos_id())
         self._pieces = tuple(processor.id_to_piece(i) for i in range(self.vocab_size))
-        self._sp = tf_text.SentencepieceTokenizer(model=model)
+        # A name per model: the op's kernel-owned resource is otherwise shared by every
+        # SentencePiece op of a loaded SavedModel, so a second model (e.g. the target side of a
+        # translation export) silently ran the first one after tf.saved_model.load.
+        digest = hashlib.sha256(model).hexdigest()[:16]
+        self._sp = tf_text.SentencepieceTokenizer(model=model, name=f"sentencepiece_{digest}")
 
     @classmethod
     def from_file(cls, path: str | Path) -> SentencePieceTokenizer:
