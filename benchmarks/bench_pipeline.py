@@ -47,9 +47,7 @@ def make_text(examples: int, vocab: int, seed: int = 0) -> tuple[list[str], np.n
     return texts, rng.integers(0, 2, size=examples).astype(np.int32)
 
 
-def make_pipeline(
-    texts, labels, batch_size: int, seed: int, threads: int | None = None
-) -> tf.data.Dataset:
+def make_pipeline(texts, labels, batch_size: int, seed: int) -> tf.data.Dataset:
     ds = tf.data.Dataset.from_tensor_slices((texts, labels))
     ds = ds.map(
         lambda t, y: (tf.strings.to_number(tf.strings.split(t), tf.int32), y),
@@ -58,12 +56,7 @@ def make_pipeline(
     ds = pipeline.shuffle_and_bucket(
         ds, lambda t, y: tf.shape(t)[0], batch_size, seed, len(texts), boundaries=[20, 30, 40, 50]
     )
-    ds = pipeline.prefetch(ds)
-    if threads:
-        options = tf.data.Options()
-        options.threading.private_threadpool_size = threads
-        ds = ds.with_options(options)
-    return ds
+    return pipeline.prefetch(ds)
 
 
 def synthetic_model(vocab: int, units: int) -> keras.Model:

@@ -128,6 +128,23 @@ def length_boundaries(
     return sorted({int(q) for q in qs if lo < q <= hi})
 
 
+def _checked_boundaries(
+    ds: tf.data.Dataset,
+    length_fn: Callable,
+    batch_size: int,
+    boundaries: list[int] | None,
+    num_buckets: int,
+) -> list[int]:
+    """Validated bucket boundaries (from the data's length quantiles when None)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if boundaries is None:
+        boundaries = length_boundaries(ds, length_fn, num_buckets)
+    if list(boundaries) != sorted(set(boundaries)) or any(b < 1 for b in boundaries):
+        raise ValueError(f"boundaries must be increasing positive ints, got {boundaries}")
+    return list(boundaries)
+
+
 def bucket_by_length(
     ds: tf.data.Dataset,
     length_fn: Callable,
@@ -153,19 +170,14 @@ def bucket_by_length(
         pad_to_bucket_boundary: pad to the bucket's upper boundary instead of the batch max
             (fewer distinct shapes; lengths must be < the last boundary).
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if boundaries is None:
-        boundaries = length_boundaries(ds, length_fn, num_buckets)
-    if list(boundaries) != sorted(set(boundaries)) or any(b < 1 for b in boundaries):
-        raise ValueError(f"boundaries must be increasing positive ints, got {boundaries}")
+    boundaries = _checked_boundaries(ds, length_fn, batch_size, boundaries, num_buckets)
 
     def element_length(*element):
         return tf.cast(length_fn(*element), tf.int32)
 
     return ds.bucket_by_sequence_length(
         element_length_func=element_length,
-        bucket_boundaries=list(boundaries),
+        bucket_boundaries=boundaries,
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
         padded_shapes=padded_shapes,
         padding_values=padding_values,
@@ -202,18 +214,12 @@ def shuffle_and_bucket(
         boundaries / num_buckets / padded_shapes / padding_values / drop_remainder: as in
             `bucket_by_length`.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if boundaries is None:
-        boundaries = length_boundaries(ds, length_fn, num_buckets)
-    if list(boundaries) != sorted(set(boundaries)) or any(b < 1 for b in boundaries):
-        raise ValueError(f"boundaries must be increasing positive ints, got {boundaries}")
-    edges = tf.constant(list(boundaries) or [0], tf.int32)
+    boundaries = _checked_boundaries(ds, length_fn, batch_size, boundaries, num_buckets)
+    edges = tf.constant(boundaries or [0], tf.int32)  # [0]: one bucket (lengths are >= 0)
 
     def with_key(*element):
         length = tf.reshape(tf.cast(length_fn(*element), tf.int32), [1])
-        key = tf.searchsorted(edges, length, side="right")[0] if boundaries else tf.constant(0)
-        return tf.cast(key, tf.int64), element
+        return tf.cast(tf.searchsorted(edges, length, side="right")[0], tf.int64), element
 
     keyed = ds.map(with_key, num_parallel_calls=AUTOTUNE, deterministic=True).cache()
     keyed = keyed.shuffle(buffer_size, seed=seed, reshuffle_each_iteration=True)
