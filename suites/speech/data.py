@@ -44,6 +44,10 @@ class DataConfig:
     synth_rates: list[int] = field(default_factory=lambda: [130, 170, 210])  # words per minute
     synth_pitches: list[int] = field(default_factory=lambda: [35, 50, 65])  # 0-100
     synth_augment: bool = False  # add espeak-ng speech of the training transcripts to train
+    extra_train: list[str] = field(default_factory=list)  # more real speech for training only:
+    # "<format>:<path>" (manifest/fsdd/speechocean762/librispeech; relative to data_dir)
+    extra_train_words: list[str] = field(default_factory=list)  # keep only extra utterances made
+    # of these words (empty: all), e.g. the digit words for FSDD
     speed_perturb: list[float] = field(default_factory=list)  # extra training copies at these
     # speeds, e.g. [0.9, 1.1] (resampling: tempo and pitch change together, as in Kaldi)
     alphabet: str = DEFAULT_ALPHABET  # output characters (transcripts are lower-cased)
@@ -130,6 +134,13 @@ def make_splits(cfg: DataConfig, seed: int, cache_dir: Path, screen: Screen):
         for u in extra:
             u.speaker = f"synth:{u.speaker}"
         splits["train"] = splits["train"] + readers.screen_transcripts(extra, vocab, screen)
+    if cfg.extra_train and splits["train"]:
+        from suites.speech.extra import extra_utterances
+
+        extra, _ = extra_utterances(
+            cfg.extra_train, cfg.data_dir, cfg.extra_train_words, vocab, screen
+        )
+        splits["train"] = splits["train"] + extra
     copies = [
         dataclasses.replace(u, id=f"{u.id}@speed{speed:g}", speed=speed)
         for speed in cfg.speed_perturb
