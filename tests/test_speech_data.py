@@ -241,6 +241,30 @@ def test_make_splits_adds_speed_perturbed_training_copies(tmp_path):
         DataConfig(speed_perturb=[1.0])
 
 
+def test_make_splits_synth_augment_speaks_training_texts_once_per_style_slot(tmp_path):
+    from suites.speech.data import DataConfig, make_splits
+
+    for i in range(6):
+        _wav(tmp_path / f"w/{i}.wav", _tone())
+    words = ["zero", "one", "two"]
+    rows = [f"w/{i}.wav\t{words[i % 3]}\t{'ab'[i % 2]}" for i in range(6)]
+    cfg = DataConfig(
+        source="manifest", data_dir=str(_manifest(tmp_path, rows)), test_speakers=["b"],
+        validation_fraction=0.0, synth_augment=True, synth_voices=["en-us", "en+f3"],
+        synth_rates=[160], synth_pitches=[40, 60], synth_styles_per_text=1,
+    )  # fmt: skip
+    train = make_splits(cfg, 0, tmp_path / "cache", Screen("error"))["train"]
+    real = [u for u in train if not u.speaker.startswith("synth:")]
+    synth = [u for u in train if u.speaker.startswith("synth:")]
+    assert len(real) == 3 and {u.speaker for u in real} == {"a"}
+    # the 3 distinct training texts (sorted), one style each, round robin over the 4 styles
+    assert [u.transcript for u in synth] == sorted(u.transcript for u in real)
+    styles = ["en-us_r160_p40", "en-us_r160_p60", "en_f3_r160_p40"]
+    assert [u.speaker for u in synth] == [f"synth:{s}" for s in styles]
+    with pytest.raises(ValueError, match="data.synth_styles_per_text"):
+        DataConfig(synth_styles_per_text=-1)
+
+
 def _levenshtein(a: str, b: str) -> int:
     prev = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):

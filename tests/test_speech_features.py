@@ -261,3 +261,22 @@ def test_speed_perturbation_scales_tempo_and_pitch():
         assert abs(len(out) - 16000 / speed) <= 2
         peak_hz = np.argmax(np.abs(np.fft.rfft(out))) * 16000 / len(out)
         assert abs(peak_hz - 400 * speed) < 3
+
+
+def test_espeak_corpus_styles_per_text_round_robin(tmp_path):
+    from suites.speech.synth import styles
+
+    texts, voices, rates = ["one", "two", "three"], ["en-us", "en+m3"], [140, 180]
+    every = [s.name for s in styles(voices, rates, [50])]  # 4 styles
+    manifest = synthesize_corpus(texts, tmp_path, 16000, voices, rates, [50], styles_per_text=3)
+    rows = [r.split("\t") for r in manifest.read_text().splitlines()[1:]]
+    # text i gets styles 3i, 3i+1, 3i+2 (mod 4): 9 clips, each style used 2 or 3 times
+    expected = [(t, every[(3 * i + j) % 4]) for i, t in enumerate(texts) for j in range(3)]
+    assert [(r[1], r[2]) for r in rows] == expected
+    assert all((tmp_path / r[0]).is_file() for r in rows)
+    full = synthesize_corpus(
+        ["one"], tmp_path / "all", 16000, voices, rates, [50], styles_per_text=9
+    )
+    assert len(full.read_text().splitlines()) == 1 + 4  # k above the style count = every style
+    with pytest.raises(ValueError, match="styles_per_text"):
+        synthesize_corpus(["one"], tmp_path / "bad", 16000, voices, rates, [50], styles_per_text=-1)

@@ -44,6 +44,7 @@ class DataConfig:
     synth_rates: list[int] = field(default_factory=lambda: [130, 170, 210])  # words per minute
     synth_pitches: list[int] = field(default_factory=lambda: [35, 50, 65])  # 0-100
     synth_augment: bool = False  # add espeak-ng speech of the training transcripts to train
+    synth_styles_per_text: int = 0  # > 0: each text in this many styles (round robin); 0: all
     extra_train: list[str] = field(default_factory=list)  # more real speech for training only:
     # "<format>:<path>" (manifest/fsdd/speechocean762/librispeech; relative to data_dir)
     extra_train_words: list[str] = field(default_factory=list)  # keep only extra utterances made
@@ -75,6 +76,10 @@ class DataConfig:
             self.data_dir
         ):
             raise ValueError(f"data.data_dir is required for data.source {self.source!r}")
+        if self.synth_styles_per_text < 0:
+            raise ValueError(
+                f"data.synth_styles_per_text must be >= 0, got {self.synth_styles_per_text}"
+            )
         if self.source == "tfds" and len(self.tfds_splits) != 3:
             raise ValueError("data.tfds_splits must list 3 splits: train, validation, test")
         CharVocab(self.alphabet)  # validates the alphabet
@@ -89,10 +94,13 @@ def synthetic_utterances(texts: list[str], cfg: DataConfig, cache_dir: Path) -> 
     from suites.speech.synth import synthesize_corpus
 
     spec = [texts, cfg.synth_voices, cfg.synth_rates, cfg.synth_pitches, cfg.features.sample_rate]
+    if cfg.synth_styles_per_text:  # (appended only when set: older caches keep their keys)
+        spec.append(cfg.synth_styles_per_text)
     out = cache_dir / f"synthetic-{_digest(spec)}"
     manifest = synthesize_corpus(
-        texts, out, cfg.features.sample_rate, cfg.synth_voices, cfg.synth_rates, cfg.synth_pitches
-    )
+        texts, out, cfg.features.sample_rate, cfg.synth_voices, cfg.synth_rates,
+        cfg.synth_pitches, styles_per_text=cfg.synth_styles_per_text,
+    )  # fmt: skip
     return readers.read_manifest(manifest)
 
 

@@ -131,12 +131,16 @@ def synthesize_corpus(
     rates: Sequence[int] = (140, 175),
     pitches: Sequence[int] = (40, 60),
     trim_db: float = 40.0,
+    styles_per_text: int = 0,
 ) -> Path:
-    """Speaks every text in every style; writes WAVs and `manifest.tsv`, returns the manifest path.
+    """Speaks every text in every style (or in `styles_per_text` of them); returns the manifest.
 
-    The manifest has a header and columns `path, transcript, speaker` (path relative to `out_dir`,
-    speaker = style name). Leading/trailing silence quieter than `trim_db` below peak is trimmed.
-    Existing complete output (same manifest rows) is reused.
+    Writes WAVs and `manifest.tsv` with a header and columns `path, transcript, speaker` (path
+    relative to `out_dir`, speaker = style name). Leading/trailing silence quieter than `trim_db`
+    below peak is trimmed. Existing complete output (same manifest rows) is reused.
+    `styles_per_text` > 0 gives text i the styles i*k, i*k+1, ..., i*k+k-1 (modulo the number of
+    styles) of the voices x rates x pitches list: every style is used about equally often and the
+    corpus grows with k, not with the number of styles.
     """
     import librosa
     import soundfile as sf
@@ -147,7 +151,11 @@ def synthesize_corpus(
     out_dir = Path(out_dir)
     wav_dir = out_dir / "wavs"
     manifest = out_dir / "manifest.tsv"
-    jobs = [(t, s) for t in texts for s in styles(voices, rates, pitches)]
+    if styles_per_text < 0:
+        raise ValueError(f"styles_per_text must be >= 0, got {styles_per_text}")
+    every = styles(voices, rates, pitches)
+    k = min(styles_per_text, len(every)) or len(every)
+    jobs = [(t, every[(i * k + j) % len(every)]) for i, t in enumerate(texts) for j in range(k)]
     rows = ["path\ttranscript\tspeaker"]
     for i, (text, style) in enumerate(jobs):
         rows.append(f"wavs/{i:05d}_{style.name}.wav\t{text}\t{style.name}")
