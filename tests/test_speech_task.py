@@ -70,6 +70,23 @@ def test_tiny_config_learns_synthetic_words(trained):
     assert results["cer_vocab"] <= results["cer_beam"] + 0.02, results
 
 
+def test_lm_decoder_on_trained_model(trained, monkeypatch):
+    import dataclasses
+
+    from shared.metrics import speech as sm
+
+    task, model = trained
+    monkeypatch.setattr(task.config, "model", dataclasses.replace(task.config.model, lm_order=3))
+    results = task.evaluate(model, "test")
+    assert results["cer_lm"] <= 0.1, results
+    header = (task.run_dir / "eval" / "hypotheses_test.tsv").read_text().splitlines()[0]
+    assert header == "id\tspeaker\treference\tgreedy\tbeam\tlexicon\tvocab\tlm"
+    # weight 0 and bonus 0: plain prefix beam search, as good as TF's beam search here
+    _, refs, log_probs = task.split_log_probs(model, "test")
+    plain = task.lm_decode(log_probs, task.language_model(), 0.0, 0.0)
+    assert sm.cer(refs, plain) <= results["cer_beam"] + 0.02
+
+
 def test_beam_width_one_equals_greedy_on_trained_model(trained):
     task, model = trained
     _, refs, greedy, beam1 = task.transcribe_split(model, "validation", beam_width=1)

@@ -64,6 +64,12 @@ class ModelConfig:
     word_correction: bool = False  # evaluate also reports "vocab": beam output with each unknown
     # word snapped to the nearest training-transcript word (edit distance <= a third of its length)
 
+    lm_order: int = 0  # > 0: evaluate reports "lm" (beam search + char n-gram LM of this order)
+    # LM text besides the training transcripts: text/TSV/.zip files (1st column), under data_dir
+    lm_texts: list[str] = field(default_factory=list)
+    lm_weight: float = 0.5  # LM weight of the "lm" decoder (tune: python -m suites.speech.lm_tune)
+    lm_bonus: float = 1.0  # score per emitted character of the "lm" decoder
+
     def __post_init__(self):
         positive = ("stride", "conv_filters", "conv_kernel", "lstm_units", "lstm_layers")
         for key in positive:
@@ -84,6 +90,10 @@ class ModelConfig:
             raise ValueError(f"model.vtlp_boundary must be in (0, 1), got {self.vtlp_boundary}")
         if self.cepstra < 0:
             raise ValueError(f"model.cepstra must be >= 0, got {self.cepstra}")
+        if not 0 <= self.lm_order <= 12:
+            raise ValueError(f"model.lm_order must be in [0, 12], got {self.lm_order}")
+        if self.lm_weight < 0:
+            raise ValueError(f"model.lm_weight must be >= 0, got {self.lm_weight}")
         if self.feature_noise < 0:
             raise ValueError(f"model.feature_noise must be >= 0, got {self.feature_noise}")
         if self.utterance_var_norm and not self.utterance_norm:

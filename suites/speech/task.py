@@ -89,6 +89,9 @@ class SpeechTask(Task):
                 )
             train_path = self.caches["train"][0]
             FeatureStats.from_frames(iter_features(train_path, cfg.features.dim)).save(stats_file)
+        texts_file = self.artifacts_dir / "train_texts.json"
+        if train_meta and not texts_file.exists():  # the in-domain text of the "lm" decoder
+            texts_file.write_text(json.dumps(sorted(set(train_meta["transcripts"])), indent=0))
         words_file = self.artifacts_dir / "train_words.json"
         if train_meta and not words_file.exists():  # the vocabulary of word_correction
             counts = Counter(w for t in train_meta["transcripts"] for w in t.split())
@@ -191,6 +194,48 @@ class SpeechTask(Task):
             return ids, refs, greedy, beam, constrained
         return ids, refs, greedy, beam
 
+    def split_log_probs(self, model, split: str) -> tuple[list[str], list[str], list]:
+        """(ids, references, log-softmax outputs `[T', classes]` per utterance) of a split."""
+        import numpy as np
+        import tensorflow as tf
+
+        from suites.speech.cache import read_cache
+
+        path, _ = self._split(split)
+        dim = self.config.data.features.dim
+        ds = read_cache(path, dim).padded_batch(
+            32,
+            padded_shapes={"id": [], "transcript": [], "features": [None, dim], "num_frames": []},
+        )
+        ids, refs, outs = [], [], []
+        for batch in ds:
+            lengths = tf.cast(batch["num_frames"], tf.int32)
+            out = model({"features": batch["features"], "feature_lengths": lengths}, training=False)
+            lp = tf.nn.log_softmax(tf.cast(out["logits"], tf.float32)).numpy()
+            outs.extend(x[:n] for x, n in zip(lp, np.asarray(out["logit_lengths"]), strict=True))
+            ids.extend(x.decode() for x in batch["id"].numpy())
+            refs.extend(x.decode() for x in batch["transcript"].numpy())
+        return ids, refs, outs
+
+    def language_model(self):
+        """The character n-gram LM of `model.lm_order` (training transcripts + `lm_texts`)."""
+        from suites.speech.charlm import CharNgramLM, read_lm_texts
+
+        m, root = self.config.model, self.config.data.data_dir
+        texts = json.loads((self.artifacts_dir / "train_texts.json").read_text())
+        paths = [Path(p) if Path(p).is_absolute() or not root else Path(root) / p
+                 for p in m.lm_texts]  # fmt: skip
+        return CharNgramLM(texts + read_lm_texts(paths, self.vocab.alphabet), self.vocab.alphabet,
+                           m.lm_order)  # fmt: skip
+
+    def lm_decode(self, log_probs: list, lm, weight: float, bonus: float) -> list[str]:
+        """Prefix beam search with `lm` over per-utterance log-probabilities."""
+        from suites.speech.lmdecode import prefix_beam_search
+
+        width = self.config.model.beam_width
+        alphabet = self.vocab.alphabet
+        return [prefix_beam_search(x, alphabet, lm, weight, bonus, width) for x in log_probs]
+
     def evaluate(self, model, split: str) -> dict[str, float]:
         from shared.metrics import speech as sm
 
@@ -205,6 +250,11 @@ class SpeechTask(Task):
             counts = json.loads((self.artifacts_dir / "train_words.json").read_text())
             fix = WordCorrector(w for w, n in counts.items() for _ in range(n))
             decoders.append(("vocab", [fix(h) for h in beam]))
+        if m.lm_order:
+            lm_ids, _, log_probs = self.split_log_probs(model, split)
+            lm_hyps = self.lm_decode(log_probs, self.language_model(), m.lm_weight, m.lm_bonus)
+            by_id = dict(zip(lm_ids, lm_hyps, strict=True))
+            decoders.append(("lm", [by_id[i] for i in ids]))
         for name, hyps in decoders:
             results[f"cer_{name}"] = sm.cer(refs, hyps)
             results[f"wer_{name}"] = sm.wer(refs, hyps)
