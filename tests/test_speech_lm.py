@@ -104,3 +104,27 @@ def test_prefix_beam_search_is_exact_with_a_wide_beam(seed):
         assert got == max(score, key=score.get)
     with pytest.raises(ValueError, match="log_probs"):
         prefix_beam_search(log_probs[:, :3], alphabet)
+
+
+def test_task_language_model_reads_lm_texts_under_data_dir(tmp_path):
+    import json
+    from pathlib import Path
+
+    from shared.config import load_config
+    from suites.speech.task import SpeechTask
+
+    repo = Path(__file__).resolve().parents[1]
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "extra.txt").write_text("Go home.\nGo now!\n")
+    overrides = ["model.lm_order=2", "model.lm_texts=['../extra.txt']"]
+    cfg = load_config(repo / "configs/speech/tiny.yaml", overrides=overrides)
+    cfg.data.data_dir = str(tmp_path / "corpus")
+    task = SpeechTask(cfg, tmp_path / "run")
+    task.artifacts_dir.mkdir(parents=True)
+    (task.artifacts_dir / "train_texts.json").write_text(json.dumps(["yes", "no"]))
+    lm = task.language_model()
+    want = CharNgramLM(["yes", "no", "go home", "go now"], task.vocab.alphabet, 2)
+    np.testing.assert_allclose(lm.log_probs("go "), want.log_probs("go "))
+    cfg.model.lm_texts = ["../missing.txt"]
+    with pytest.raises(FileNotFoundError, match="model.lm_texts"):
+        task.language_model()

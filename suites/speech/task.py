@@ -225,6 +225,12 @@ class SpeechTask(Task):
         texts = json.loads((self.artifacts_dir / "train_texts.json").read_text())
         paths = [Path(p) if Path(p).is_absolute() or not root else Path(root) / p
                  for p in m.lm_texts]  # fmt: skip
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"model.lm_texts: {', '.join(missing)} not found (relative entries are taken under "
+                "data.data_dir; pass absolute paths or --set model.lm_order=0 to skip the LM)"
+            )
         return CharNgramLM(texts + read_lm_texts(paths, self.vocab.alphabet), self.vocab.alphabet,
                            m.lm_order)  # fmt: skip
 
