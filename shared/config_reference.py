@@ -26,23 +26,52 @@ END = "<!-- /keys:{name} -->"
 
 
 def _field_comments(cls: type) -> dict[str, str]:
-    """{field name: comment} from the class source: trailing comment, else the lines above."""
+    """{field name: comment} from the class source.
+
+    A field's meaning is its trailing comment; full-line comments between two fields continue
+    the trailing comment above them when the field below has a trailing comment of its own, and
+    otherwise describe the field below.
+    """
     lines, _ = inspect.getsourcelines(cls)
     source = textwrap.dedent("".join(lines))
     src_lines = source.splitlines()
-    comments: dict[str, str] = {}
-    for node in ast.parse(source).body[0].body:
-        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
-            continue
-        first, last = node.lineno - 1, node.end_lineno - 1
-        span = src_lines[first : last + 1]
-        trailing = [line.split("  # ", 1)[1].strip() for line in span if "  # " in line]
-        above = []
-        row = first - 1
+    fields = [
+        node
+        for node in ast.parse(source).body[0].body
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+    ]
+
+    def trailing(node: ast.AnnAssign) -> list[str]:
+        span = src_lines[node.lineno - 1 : node.end_lineno]
+        return [line.split("  # ", 1)[1].strip() for line in span if "  # " in line]
+
+    def block_after(row: int) -> list[str]:
+        """The full-line comments starting at `row`."""
+        out = []
+        while row < len(src_lines) and src_lines[row].strip().startswith("#"):
+            out.append(src_lines[row].strip().lstrip("#").strip())
+            row += 1
+        return out
+
+    def block_before(row: int) -> list[str]:
+        out = []
         while row >= 0 and src_lines[row].strip().startswith("#"):
-            above.insert(0, src_lines[row].strip().lstrip("#").strip())
+            out.insert(0, src_lines[row].strip().lstrip("#").strip())
             row -= 1
-        comments[node.target.id] = " ".join(above + trailing)
+        return out
+
+    comments: dict[str, str] = {}
+    for k, node in enumerate(fields):
+        own = trailing(node)
+        after = block_after(node.end_lineno)
+        nxt = fields[k + 1] if k + 1 < len(fields) else None
+        if own and after and (nxt is None or trailing(nxt)):
+            own = own + after  # a continuation of this field's trailing comment
+        prev_own = k > 0 and trailing(fields[k - 1])
+        above = block_before(node.lineno - 2)
+        if above and (not own or not prev_own):
+            own = above + own
+        comments[node.target.id] = " ".join(own)
     return comments
 
 

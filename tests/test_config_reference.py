@@ -40,6 +40,27 @@ def test_rows_from_comments_literals_and_nesting():
     ]
 
 
+@dataclass
+class _Continued:
+    first: int = 1  # a long trailing comment
+    # that continues below it
+    second: int = 2  # its own comment
+    # describes the field below, which has no trailing comment
+    third: int = 3
+    last: bool = True  # the last one
+    # still continued
+
+
+def test_full_line_comments_continue_above_or_describe_below():
+    """Regression: continuation lines were read as the next field's comment."""
+    assert [row[2] for row in reference_rows(_Continued, "m")] == [
+        "a long trailing comment that continues below it",
+        "its own comment",
+        "describes the field below, which has no trailing comment",
+        "the last one still continued",
+    ]
+
+
 @pytest.mark.parametrize("task", TASKS)
 def test_every_task_key_is_documented(task):
     undocumented = [
