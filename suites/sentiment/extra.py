@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from shared.data.sources import parse_format_entry
 from suites.sentiment import data as readers
 from suites.sentiment.overlap import OverlapFilter, overlap_key
 
@@ -33,15 +34,7 @@ FORMATS = ("rt_polarity", "sst2", "csv")
 
 def parse_entry(entry: str, data_dir: str | None) -> tuple[str, Path]:
     """`"<format>:<path>"` -> (format, path resolved under `data_dir` if relative)."""
-    fmt, sep, path = entry.partition(":")
-    if not sep or fmt not in FORMATS or not path:
-        raise ValueError(
-            f"data.extra_train: {entry!r} must be '<format>:<path>' with format one of {FORMATS}"
-        )
-    resolved = Path(path)
-    if not resolved.is_absolute() and data_dir is not None:
-        resolved = Path(data_dir) / resolved
-    return fmt, resolved
+    return parse_format_entry(entry, FORMATS, data_dir, "data.extra_train")
 
 
 def read_entry(

@@ -25,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from shared.data.sources import resolve_under
 from shared.data.tokenizer import SentencePieceTokenizer, train_sentencepiece
 from shared.metrics.classification import classification_report, plot_confusion_matrix
 from shared.task import Task, register_task
@@ -325,9 +326,7 @@ class SentimentTask(Task):
 
 def _path(config: SentimentDataConfig, key: str) -> Path:
     """The file named by `data.<key>`, relative to `data.data_dir`; must exist."""
-    path = Path(getattr(config, key))
-    if not path.is_absolute() and config.data_dir is not None:
-        path = Path(config.data_dir) / path
+    path = resolve_under(getattr(config, key), config.data_dir)
     if not path.is_file():
         raise FileNotFoundError(
             f"data.{key}: {path} not found (data.data_dir={config.data_dir!r}; "

@@ -16,6 +16,7 @@ import tensorflow as tf
 from shared.data.pipeline import bucket_by_length, prefetch, shuffle
 from suites.speech import readers
 from suites.speech.cache import read_cache
+from suites.speech.extra import extra_utterances
 from suites.speech.features import FeatureConfig
 from suites.speech.readers import Screen, Utterance
 from suites.speech.text import DEFAULT_ALPHABET, CharVocab
@@ -143,8 +144,6 @@ def make_splits(cfg: DataConfig, seed: int, cache_dir: Path, screen: Screen):
             u.speaker = f"synth:{u.speaker}"
         splits["train"] = splits["train"] + readers.screen_transcripts(extra, vocab, screen)
     if cfg.extra_train and splits["train"]:
-        from suites.speech.extra import extra_utterances
-
         extra, _ = extra_utterances(
             cfg.extra_train, cfg.data_dir, cfg.extra_train_words, vocab, screen
         )

@@ -22,6 +22,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from shared.data.sources import parse_format_entry
 from suites.speech import readers
 from suites.speech.readers import Screen, Utterance
 from suites.speech.text import CharVocab
@@ -32,19 +33,11 @@ FORMATS = ("manifest", "fsdd", "speechocean762", "librispeech")
 
 
 def parse_entry(entry: str, data_dir: str | None) -> tuple[str, Path]:
-    """`"<format>:<path>"` -> (format, path resolved under `data_dir` if relative)."""
-    fmt, sep, path = entry.partition(":")
-    if not sep or fmt not in FORMATS or not path:
-        raise ValueError(
-            f"data.extra_train: {entry!r} must be '<format>:<path>' with format one of {FORMATS}"
-        )
-    resolved = Path(path)
-    if not resolved.is_absolute() and data_dir is not None:
-        base = Path(data_dir)  # a manifest source's data_dir may be the TSV itself
-        resolved = (base.parent if base.is_file() else base) / resolved
-    if not resolved.exists():
-        raise ValueError(f"data.extra_train: {entry!r}: {resolved} does not exist")
-    return fmt, resolved
+    """`"<format>:<path>"` -> (format, existing path, resolved under `data_dir` if relative)."""
+    fmt, path = parse_format_entry(entry, FORMATS, data_dir, "data.extra_train")
+    if not path.exists():
+        raise ValueError(f"data.extra_train: {entry!r}: {path} does not exist")
+    return fmt, path
 
 
 def _read(fmt: str, path: Path, screen: Screen) -> list[Utterance]:

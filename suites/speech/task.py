@@ -7,6 +7,7 @@ import logging
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from shared.data.sources import resolve_under
 from shared.task import Task, register_task
 from suites.speech import data as speech_data
 from suites.speech.cache import build_cache, cache_path, iter_features
@@ -160,43 +161,8 @@ class SpeechTask(Task):
         }
 
     # -- after training ---------------------------------------------------------------------
-    def transcribe_split(self, model, split: str, beam_width: int, lexicon: list[str] = ()):
-        """Transcripts of a cached split: (ids, refs, greedy, beam[, lexicon-constrained]).
-
-        The lexicon list is returned (as a fifth item) only when `lexicon` is given.
-        """
-        import tensorflow as tf
-
-        from suites.speech.cache import read_cache
-        from suites.speech.decoding import ctc_decode, lexicon_decode, sparse_to_lists
-
-        path, meta = self._split(split)
-        dim = self.config.data.features.dim
-        ds = read_cache(path, dim).padded_batch(
-            32,
-            padded_shapes={"id": [], "transcript": [], "features": [None, dim], "num_frames": []},
-        )
-        lex_ids = [self.vocab.encode(self.vocab.normalize(w)) for w in lexicon]
-        ids, refs, greedy, beam, constrained = [], [], [], [], []
-        for batch in ds:
-            lengths = tf.cast(batch["num_frames"], tf.int32)
-            n = int(tf.shape(lengths)[0])
-            out = model({"features": batch["features"], "feature_lengths": lengths}, training=False)
-            for width, sink in ((0, greedy), (beam_width, beam)):
-                decoded = ctc_decode(out["logits"], out["logit_lengths"], width)
-                sink.extend(self.vocab.decode(x) for x in sparse_to_lists(decoded, n))
-            if lex_ids:
-                best = lexicon_decode(out["logits"], out["logit_lengths"], lex_ids).numpy()
-                constrained.extend(self.vocab.decode(lex_ids[j]) for j in best)
-            ids.extend(x.decode() for x in batch["id"].numpy())
-            refs.extend(x.decode() for x in batch["transcript"].numpy())
-        if lex_ids:
-            return ids, refs, greedy, beam, constrained
-        return ids, refs, greedy, beam
-
-    def split_log_probs(self, model, split: str) -> tuple[list[str], list[str], list]:
-        """(ids, references, log-softmax outputs `[T', classes]` per utterance) of a split."""
-        import numpy as np
+    def _split_outputs(self, model, split: str):
+        """Runs `model` over a cached split: yields (ids, references, outputs) per batch."""
         import tensorflow as tf
 
         from suites.speech.cache import read_cache
@@ -207,14 +173,48 @@ class SpeechTask(Task):
             32,
             padded_shapes={"id": [], "transcript": [], "features": [None, dim], "num_frames": []},
         )
-        ids, refs, outs = [], [], []
         for batch in ds:
             lengths = tf.cast(batch["num_frames"], tf.int32)
             out = model({"features": batch["features"], "feature_lengths": lengths}, training=False)
-            lp = tf.nn.log_softmax(tf.cast(out["logits"], tf.float32)).numpy()
-            outs.extend(x[:n] for x, n in zip(lp, np.asarray(out["logit_lengths"]), strict=True))
-            ids.extend(x.decode() for x in batch["id"].numpy())
-            refs.extend(x.decode() for x in batch["transcript"].numpy())
+            ids = [x.decode() for x in batch["id"].numpy()]
+            yield ids, [x.decode() for x in batch["transcript"].numpy()], out
+
+    def transcribe_split(
+        self, model, split: str, beam_width: int, lexicon: list[str] = (), log_probs=None
+    ):
+        """Transcripts of a cached split: (ids, refs, greedy, beam[, lexicon-constrained]).
+
+        The lexicon list is returned (as a fifth item) only when `lexicon` is given. A list passed
+        as `log_probs` receives each utterance's log-softmax outputs `[T', classes]` (for the
+        "lm" decoder) from the same forward pass.
+        """
+        from suites.speech.decoding import ctc_decode, lexicon_decode, sparse_to_lists
+
+        lex_ids = [self.vocab.encode(self.vocab.normalize(w)) for w in lexicon]
+        ids, refs, greedy, beam, constrained = [], [], [], [], []
+        for batch_ids, batch_refs, out in self._split_outputs(model, split):
+            n = len(batch_ids)
+            for width, sink in ((0, greedy), (beam_width, beam)):
+                decoded = ctc_decode(out["logits"], out["logit_lengths"], width)
+                sink.extend(self.vocab.decode(x) for x in sparse_to_lists(decoded, n))
+            if lex_ids:
+                best = lexicon_decode(out["logits"], out["logit_lengths"], lex_ids).numpy()
+                constrained.extend(self.vocab.decode(lex_ids[j]) for j in best)
+            if log_probs is not None:
+                log_probs.extend(_log_softmax_per_utterance(out))
+            ids.extend(batch_ids)
+            refs.extend(batch_refs)
+        if lex_ids:
+            return ids, refs, greedy, beam, constrained
+        return ids, refs, greedy, beam
+
+    def split_log_probs(self, model, split: str) -> tuple[list[str], list[str], list]:
+        """(ids, references, log-softmax outputs `[T', classes]` per utterance) of a split."""
+        ids, refs, outs = [], [], []
+        for batch_ids, batch_refs, out in self._split_outputs(model, split):
+            outs.extend(_log_softmax_per_utterance(out))
+            ids.extend(batch_ids)
+            refs.extend(batch_refs)
         return ids, refs, outs
 
     def language_model(self):
@@ -223,8 +223,7 @@ class SpeechTask(Task):
 
         m, root = self.config.model, self.config.data.data_dir
         texts = json.loads((self.artifacts_dir / "train_texts.json").read_text())
-        paths = [Path(p) if Path(p).is_absolute() or not root else Path(root) / p
-                 for p in m.lm_texts]  # fmt: skip
+        paths = [resolve_under(p, root) for p in m.lm_texts]
         missing = [str(p) for p in paths if not p.is_file()]
         if missing:
             raise FileNotFoundError(
@@ -247,7 +246,10 @@ class SpeechTask(Task):
 
         _, meta = self._split(split)
         m = self.config.model
-        ids, refs, greedy, beam, *lex = self.transcribe_split(model, split, m.beam_width, m.lexicon)
+        log_probs = [] if m.lm_order else None
+        ids, refs, greedy, beam, *lex = self.transcribe_split(
+            model, split, m.beam_width, m.lexicon, log_probs=log_probs
+        )
         results = {}
         decoders = [("greedy", greedy), ("beam", beam)] + [("lexicon", h) for h in lex]
         if m.word_correction:
@@ -257,10 +259,8 @@ class SpeechTask(Task):
             fix = WordCorrector(w for w, n in counts.items() for _ in range(n))
             decoders.append(("vocab", [fix(h) for h in beam]))
         if m.lm_order:
-            lm_ids, _, log_probs = self.split_log_probs(model, split)
             lm_hyps = self.lm_decode(log_probs, self.language_model(), m.lm_weight, m.lm_bonus)
-            by_id = dict(zip(lm_ids, lm_hyps, strict=True))
-            decoders.append(("lm", [by_id[i] for i in ids]))
+            decoders.append(("lm", lm_hyps))
         for name, hyps in decoders:
             results[f"cer_{name}"] = sm.cer(refs, hyps)
             results[f"wer_{name}"] = sm.wer(refs, hyps)
@@ -315,3 +315,12 @@ class SpeechTask(Task):
             out = serve(waveform=tf.constant(batch), waveform_length=tf.constant(lengths))
             lines.append(f"{path}\t{out['transcript'].numpy()[0].decode('utf-8')}")
         return lines
+
+
+def _log_softmax_per_utterance(out) -> list:
+    """The model outputs of one batch as log-probabilities `[T', classes]`, one per utterance."""
+    import numpy as np
+    import tensorflow as tf
+
+    lp = tf.nn.log_softmax(tf.cast(out["logits"], tf.float32)).numpy()
+    return [x[:n] for x, n in zip(lp, np.asarray(out["logit_lengths"]), strict=True)]
