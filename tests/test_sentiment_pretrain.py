@@ -65,17 +65,29 @@ def test_sampled_softmax_loss_is_exact_in_evaluation_and_sampled_in_training():
     np.testing.assert_allclose(float(wide(hidden, targets, training=True)), want, rtol=1e-5)
 
 
-def test_collect_texts_deduplicates_and_excludes(tmp_path):
-    (tmp_path / "dev").write_text("1 a fine -lrb- dev -rrb- sentence here .\n")
-    (tmp_path / "train").write_text("0 a train sentence .\n1 another one .\n")
-    (tmp_path / "u.txt").write_text(
-        "a train sentence .\nit has a fine (dev) sentence here. and more\nnew text\n"
-    )
-    texts, stats = pretrain.collect_texts(
-        [tmp_path / "u.txt"], [tmp_path / "train"], [tmp_path / "dev"]
-    )
-    assert texts == ["a train sentence .", "another one .", "new text"]
-    assert stats["dropped_for_containing_excluded_sentences"] == 1
+def test_unigram_baseline_and_bias_init_match_numpy():
+    ids = np.array([[5, 6, 5, 7, 0], [8, 5, 0, 0, 0], [6, 6, 6, 9, 5]], np.int32)
+    batches = tf.data.Dataset.from_tensor_slices(ids).batch(2)
+    counts = pretrain.token_counts(batches, 12)
+    np.testing.assert_array_equal(counts, np.bincount(ids[ids != 0], minlength=12))
+    log_probs = pretrain.unigram_log_probs(counts, smoothing=0.5)
+    p = (counts + 0.5) / (counts[1:] + 0.5).sum()
+    np.testing.assert_allclose(np.exp(log_probs[1:]), p[1:], rtol=1e-6)
+    assert log_probs[0] == -np.inf
+    # Targets: next = all tokens but each text's first, previous = all but its last.
+    nxt = [6, 5, 7, 5, 6, 6, 9, 5]
+    prv = [5, 6, 5, 8, 6, 6, 6, 9]
+    want = np.exp(-np.log(p[nxt + prv]).mean())
+    np.testing.assert_allclose(pretrain.unigram_perplexity(log_probs, batches), want, rtol=1e-6)
+    # With zero output kernels, a unigram-initialised LM's exact loss is the unigram model's.
+    model = pretrain.build_language_model(12, embedding_dim=4, units=3, dropout=0.0)
+    pretrain.init_output_bias(model, log_probs)
+    for name in ("next_token", "previous_token"):
+        layer = model.get_layer(name)
+        layer.kernel.assign(np.zeros(layer.kernel.shape, "float32"))
+    losses = pretrain.build_training_model(model, num_sampled=4)(ids, training=False)
+    np.testing.assert_allclose(float(losses["next_token"]), -np.log(p[nxt]).mean(), rtol=1e-5)
+    np.testing.assert_allclose(float(losses["previous_token"]), -np.log(p[prv]).mean(), rtol=1e-5)
 
 
 @pytest.mark.slow

@@ -25,7 +25,6 @@ validated); the weights kept are those of the epoch with the lowest validation l
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import time
 from pathlib import Path
@@ -34,11 +33,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from shared.data.sources import resolve_under
 from shared.data.tokenizer import SentencePieceTokenizer, train_sentencepiece
 from shared.layers import Bidirectional, PeepholeLSTM
-from suites.sentiment.data import LabeledTexts, read_sst2
+from suites.sentiment.data import LabeledTexts
 from suites.sentiment.inputs import Normalization, make_dataset, normalize_texts
-from suites.sentiment.overlap import OverlapFilter
+from suites.sentiment.lm_corpus import collect_texts, parse_sources
 
 SPM_FILE = "sentencepiece.model"
 WEIGHTS_FILE = "lm.weights.h5"
@@ -183,38 +183,52 @@ def load_pretrained(folder: str | Path) -> tuple[dict, Path]:
     return json.loads((folder / INFO_FILE).read_text()), folder / WEIGHTS_FILE
 
 
-def _read_lines(path: Path) -> list[str]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        return [line.strip() for line in f if line.strip()]
+def token_counts(batches: tf.data.Dataset, vocab_size: int) -> np.ndarray:
+    """Occurrences of every id in 0-padded id batches (padding, id 0, is not counted)."""
+    counts = np.zeros(vocab_size, np.int64)
+    for ids in batches.as_numpy_iterator():
+        counts += np.bincount(ids.ravel(), minlength=vocab_size)[:vocab_size]
+    counts[0] = 0
+    return counts
 
 
-def collect_texts(
-    text_files: list[Path], sst2_files: list[Path], exclude_sst2: list[Path]
-) -> tuple[list[str], dict[str, int]]:
-    """Unlabelled texts (deduplicated, file order) minus lines overlapping an excluded sentence.
+def unigram_log_probs(counts: np.ndarray, smoothing: float = 0.5) -> np.ndarray:
+    """Add-`smoothing` unigram log-probabilities of ids 1..V-1 (id 0, padding: -inf)."""
+    smoothed = counts.astype(np.float64) + smoothing
+    smoothed[0] = 0.0
+    with np.errstate(divide="ignore"):
+        return np.log(smoothed / smoothed.sum())
 
-    Overlap = the line contains an excluded sentence or is part of one (`overlap.OverlapFilter`).
+
+def unigram_perplexity(log_probs: np.ndarray, batches: tf.data.Dataset) -> float:
+    """Geometric-mean perplexity of a unigram model over both directions' targets in `batches`.
+
+    The targets are those of `lm_targets` (every token but the last / but the first of a text),
+    so the figure is directly comparable with the LM's `val_perplexity`.
     """
-    excluded = OverlapFilter(t for path in exclude_sst2 for t in read_sst2(path).texts)
-    texts: dict[str, None] = {}
-    stats: dict[str, int] = {}
-    dropped = 0
-    sources = [(p, read_sst2(p).texts) for p in sst2_files] + [
-        (p, _read_lines(p)) for p in text_files
-    ]
-    for path, lines in sources:
-        kept = 0
-        for line in lines:
-            if excluded.overlaps(line):
-                dropped += 1
-                continue
-            if line not in texts:
-                texts[line] = None
-                kept += 1
-        stats[str(path)] = kept
-    stats["dropped_for_containing_excluded_sentences"] = dropped
-    return list(texts), stats
+    total, count = 0.0, 0
+    for ids in batches.as_numpy_iterator():
+        targets = lm_targets(tf.constant(ids))
+        for direction in targets.values():
+            direction = np.asarray(direction)
+            picked = direction[direction != 0]
+            total -= float(log_probs[picked].sum())
+            count += picked.size
+    return float(np.exp(total / max(count, 1)))
+
+
+def init_output_bias(language_model: keras.Model, log_probs: np.ndarray) -> None:
+    """Sets both output layers' biases to the unigram log-probabilities.
+
+    With a zero bias the LM starts at the uniform distribution (perplexity = vocabulary size)
+    and Adam moves a bias by about one learning rate per step, so for hundreds of steps the
+    model spends its capacity on word frequencies; from this start it predicts the unigram
+    distribution at step 0 and learns context from the first step. Id 0 (never a target) gets
+    a large negative bias instead of -inf.
+    """
+    bias = np.maximum(log_probs, -30.0).astype("float32")
+    for name in ("next_token", "previous_token"):
+        language_model.get_layer(name).bias.assign(bias)
 
 
 def pretrain(
@@ -235,12 +249,19 @@ def pretrain(
     log_every: int = 50,
     max_minutes: float | None = None,
     num_sampled: int = 512,
+    unigram_init: bool = True,
+    steps_per_epoch: int | None = None,
 ) -> dict:
     """Trains tokenizer + bidirectional LM on `texts`; writes the files listed in the docstring.
 
     The weights written are those of the epoch with the lowest validation loss (`best_epoch` in
     pretrain.json). With `max_minutes`, training stops after the step that crosses the budget.
     `num_sampled` > 0 trains with a sampled softmax (`SampledSoftmaxLoss`); validation is exact.
+    `unigram_init` starts both output biases at the training text's unigram log-probabilities
+    (`init_output_bias`). With `steps_per_epoch`, the training stream repeats and an "epoch"
+    (validation + checkpoint) is that many steps. pretrain.json records `unigram_val_perplexity`,
+    the perplexity of that unigram model on the validation texts: the baseline an LM that learnt
+    context must beat.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
@@ -273,6 +294,13 @@ def pretrain(
         return ds.map(lambda ids, _: ids)  # the training model derives its own targets
 
     model = build_language_model(tokenizer.vocab_size, embedding_dim, units, use_peepholes, dropout)
+    log_probs = unigram_log_probs(
+        token_counts(dataset(splits["train"], False), tokenizer.vocab_size)
+    )
+    unigram_val = unigram_perplexity(log_probs, dataset(splits["validation"], False))
+    print(f"[pretrain] unigram validation perplexity {unigram_val:.1f}", flush=True)
+    if unigram_init:
+        init_output_bias(model, log_probs)
     trainer = build_training_model(model, num_sampled)
     trainer.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=5.0))
     started = time.time()
@@ -289,8 +317,13 @@ def pretrain(
             learning_rate=learning_rate,
             num_sampled=num_sampled,
             seed=seed,
+            unigram_init=unigram_init,
+            steps_per_epoch=steps_per_epoch,
         ),
         "texts": len(texts),
+        "train_texts": len(splits["train"]),
+        "validation_texts": len(splits["validation"]),
+        "unigram_val_perplexity": unigram_val,
         "history": [],
         "best_epoch": None,
     }
@@ -322,10 +355,14 @@ def pretrain(
             (out_dir / INFO_FILE).write_text(json.dumps(info, indent=2))
             print(f"[pretrain] epoch {epoch + 1}: {json.dumps(logs)}", flush=True)
 
+    train_stream = dataset(splits["train"], True)
+    if steps_per_epoch is not None:
+        train_stream = train_stream.repeat()
     trainer.fit(
-        dataset(splits["train"], True),
+        train_stream,
         validation_data=dataset(splits["validation"], False),
         epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
         callbacks=[Save()],
         verbose=2,
     )
@@ -336,25 +373,28 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument(
-        "--text",
+        "--data-dir",
         type=Path,
-        action="append",
-        default=[],
-        help="plain text file, one text per line (.gz allowed); repeatable",
+        default=None,
+        help="folder that relative --source / --text / --sst2 / --exclude-sst2 paths are under",
     )
     parser.add_argument(
-        "--sst2",
-        type=Path,
+        "--source",
         action="append",
         default=[],
-        help="SST-format file whose sentences (labels dropped) are used",
+        help="'<format>:<path>' with format sst2, text or tatoeba (lm_corpus.py); repeatable",
+    )
+    parser.add_argument(
+        "--text", action="append", default=[], help="= --source text:<path>; repeatable"
+    )
+    parser.add_argument(
+        "--sst2", action="append", default=[], help="= --source sst2:<path>; repeatable"
     )
     parser.add_argument(
         "--exclude-sst2",
-        type=Path,
         action="append",
         default=[],
-        help="SST-format file whose sentences must not occur in the corpus",
+        help="SST-format file whose sentences must not occur in the corpus; repeatable",
     )
     parser.add_argument("--vocab-size", type=int, default=8000)
     parser.add_argument("--embedding-dim", type=int, default=300)
@@ -371,8 +411,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--max-minutes", type=float, default=None, help="stop after this much training time"
     )
+    parser.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=None,
+        help="validate and checkpoint every this many steps (default: one pass over the text)",
+    )
+    parser.add_argument(
+        "--no-unigram-init",
+        dest="unigram_init",
+        action="store_false",
+        help="start the output biases at 0 instead of the unigram log-probabilities",
+    )
     args = parser.parse_args(argv)
-    texts, stats = collect_texts(args.text, args.sst2, args.exclude_sst2)
+    entries = args.source + [f"sst2:{p}" for p in args.sst2] + [f"text:{p}" for p in args.text]
+    if not entries:
+        parser.error("no text: give --source, --sst2 or --text")
+    exclude = [resolve_under(p, args.data_dir) for p in args.exclude_sst2]
+    texts, stats = collect_texts(parse_sources(entries, args.data_dir), exclude)
     print(f"[pretrain] {len(texts)} texts: {json.dumps(stats)}", flush=True)
     info = pretrain(
         texts,
@@ -388,6 +444,8 @@ def main(argv: list[str] | None = None) -> None:
         dropout=args.dropout,
         max_minutes=args.max_minutes,
         num_sampled=args.num_sampled,
+        unigram_init=args.unigram_init,
+        steps_per_epoch=args.steps_per_epoch,
     )
     info["corpus"] = stats
     (args.out / INFO_FILE).write_text(json.dumps(info, indent=2))
