@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -239,6 +242,43 @@ def test_make_splits_adds_speed_perturbed_training_copies(tmp_path):
     )
     with pytest.raises(ValueError, match="data.speed_perturb"):
         DataConfig(speed_perturb=[1.0])
+
+
+def test_make_splits_adds_pitch_shifted_copies_of_real_training_clips(tmp_path):
+    from suites.speech.cache import cache_path
+    from suites.speech.data import DataConfig, make_splits
+    from suites.speech.features import FeatureConfig
+
+    for i in range(10):
+        _wav(tmp_path / f"w/{i}.wav", _tone())
+    words = ["zero", "one", "two"]
+    # speaker "synth:x" stands for espeak-ng clips, which get no pitch copies
+    rows = [f"w/{i}.wav\tword {words[i % 3]}\t{['a', 'b', 'synth:x'][i % 3]}" for i in range(10)]
+    cfg = DataConfig(
+        source="manifest", data_dir=str(_manifest(tmp_path, rows)), test_speakers=["b"],
+        validation_fraction=0.0, pitch_perturb=[-2, 3],
+    )  # fmt: skip
+    splits = make_splits(cfg, 0, tmp_path / "cache", Screen("error"))
+    base = [u for u in splits["train"] if u.pitch == 0.0]
+    real = [u for u in base if u.speaker == "a"]
+    assert len(base) == 7 and len(real) == 4 and len(splits["train"]) == 7 + 2 * 4
+    assert sorted(u.id for u in splits["train"] if u.pitch == 3.0) == sorted(
+        f"{u.id}@pitch+3" for u in real
+    )
+    assert {u.speaker for u in splits["train"] if u.pitch} == {"a"}
+    assert all(u.pitch == 0.0 for u in splits["test"])
+    # the cache key changes with the shift but not for unshifted lists (old caches stay valid):
+    # the session-3 key = sha1 over "id<TAB>abs path<TAB>transcript<TAB>speed" lines
+    fc = FeatureConfig()
+    old = hashlib.sha1(
+        "".join(
+            f"{u.id}\t{os.path.abspath(u.path)}\t{u.transcript}\t{u.speed}\n" for u in base
+        ).encode()
+    ).hexdigest()[:12]
+    assert cache_path(tmp_path, "train", base, fc).name == f"train-{old}.tfrecord"
+    assert cache_path(tmp_path, "train", splits["train"], fc).name != f"train-{old}.tfrecord"
+    with pytest.raises(ValueError, match="data.pitch_perturb"):
+        DataConfig(pitch_perturb=[0.0])
 
 
 def test_make_splits_synth_augment_speaks_training_texts_once_per_style_slot(tmp_path):

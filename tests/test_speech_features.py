@@ -263,6 +263,23 @@ def test_speed_perturbation_scales_tempo_and_pitch():
         assert abs(peak_hz - 400 * speed) < 3
 
 
+def test_pitch_shift_scales_frequencies_and_keeps_length():
+    from suites.speech.cache import pitch_shift
+
+    t = np.arange(8000) / 8000
+    wave = (np.sin(2 * np.pi * 200 * t) + 0.5 * np.sin(2 * np.pi * 600 * t)).astype(np.float32)
+    for semitones in (-3.0, 3.0):
+        out = pitch_shift(wave, 8000, semitones)
+        assert out.dtype == np.float32 and out.shape == wave.shape
+        spectrum = np.abs(np.fft.rfft(out[1000:-1000] * np.hanning(6000)))
+        hz = np.fft.rfftfreq(6000, 1 / 8000)
+        ratio = 2 ** (semitones / 12)
+        for f in (200, 600):  # each partial moves by the same ratio (envelope and F0 together)
+            band = (hz > 0.8 * f * ratio) & (hz < 1.2 * f * ratio)
+            assert abs(hz[band][np.argmax(spectrum[band])] - f * ratio) < 3
+        assert spectrum[np.argmin(np.abs(hz - 200))] < 0.05 * spectrum.max()  # nothing left at 200
+
+
 def test_espeak_corpus_styles_per_text_round_robin(tmp_path):
     from suites.speech.synth import styles
 

@@ -26,7 +26,8 @@ def cache_path(cache_dir: str | Path, split: str, utts: Sequence[Utterance], cfg
     digest = hashlib.sha1()
     for u in utts:
         source = os.path.abspath(u.path) if u.path else u.source
-        digest.update(f"{u.id}\t{source}\t{u.transcript}\t{u.speed}\n".encode())
+        pitch = f"\t{u.pitch}" if u.pitch else ""  # (only when set: older caches keep their keys)
+        digest.update(f"{u.id}\t{source}\t{u.transcript}\t{u.speed}{pitch}\n".encode())
     return Path(cache_dir) / cfg.key() / f"{split}-{digest.hexdigest()[:12]}.tfrecord"
 
 
@@ -39,6 +40,8 @@ def utterance_waveform(utt: Utterance, cfg: FeatureConfig, min_samples: int, sil
         wave = load_audio(utt.path, cfg.sample_rate, min_samples, silence)
     if utt.speed != 1.0:  # Kaldi-style speed perturbation: tempo and pitch change together
         wave = speed_perturb(wave, cfg.sample_rate, utt.speed)
+    if utt.pitch:
+        wave = pitch_shift(wave, cfg.sample_rate, utt.pitch)
     return wave
 
 
@@ -47,6 +50,19 @@ def speed_perturb(wave: np.ndarray, sample_rate: int, speed: float) -> np.ndarra
     import librosa
 
     out = librosa.resample(wave, orig_sr=sample_rate * speed, target_sr=sample_rate)
+    return out.astype(np.float32, copy=False)
+
+
+def pitch_shift(wave: np.ndarray, sample_rate: int, semitones: float) -> np.ndarray:
+    """Shifts pitch and spectral envelope by `semitones` at the same tempo and length.
+
+    librosa's phase-vocoder time stretch by `2 ** (-semitones / 12)` followed by resampling
+    back to the original length (soxr): every frequency scales by `2 ** (semitones / 12)`,
+    simulating a higher (or lower) voice, F0 and formants together.
+    """
+    import librosa
+
+    out = librosa.effects.pitch_shift(wave, sr=sample_rate, n_steps=semitones, res_type="soxr_hq")
     return out.astype(np.float32, copy=False)
 
 

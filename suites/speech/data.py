@@ -52,6 +52,9 @@ class DataConfig:
     # of these words (empty: all), e.g. the digit words for FSDD
     speed_perturb: list[float] = field(default_factory=list)  # extra training copies at these
     # speeds, e.g. [0.9, 1.1] (resampling: tempo and pitch change together, as in Kaldi)
+    pitch_perturb: list[float] = field(default_factory=list)  # extra training copies of the real
+    # (not espeak-ng) training clips shifted by these semitones, tempo kept, e.g. [-3, 3]
+    # (F0 and formants scale together; covers voices pitched above/below the training speakers)
     alphabet: str = DEFAULT_ALPHABET  # output characters (transcripts are lower-cased)
     bad_input: Literal["error", "skip"] = "error"  # bad audio/transcripts: raise or skip+report
     min_seconds: float = 0.05  # shorter clips count as bad input
@@ -70,6 +73,9 @@ class DataConfig:
         if any(not 0.5 <= s <= 2.0 or s == 1.0 for s in self.speed_perturb):
             raise ValueError(f"data.speed_perturb: speeds must be in [0.5, 2] and not 1, got "
                              f"{self.speed_perturb}")  # fmt: skip
+        if any(not -12.0 <= p <= 12.0 or p == 0.0 for p in self.pitch_perturb):
+            raise ValueError(f"data.pitch_perturb: semitones must be in [-12, 12] and not 0, got "
+                             f"{self.pitch_perturb}")  # fmt: skip
         for key in ("validation_fraction", "test_fraction"):
             if not 0.0 <= getattr(self, key) < 1.0:
                 raise ValueError(f"data.{key} must be in [0, 1), got {getattr(self, key)}")
@@ -152,6 +158,13 @@ def make_splits(cfg: DataConfig, seed: int, cache_dir: Path, screen: Screen):
         dataclasses.replace(u, id=f"{u.id}@speed{speed:g}", speed=speed)
         for speed in cfg.speed_perturb
         for u in splits["train"]
+    ]
+    # Pitch copies of the real clips only: the espeak-ng styles already span pitches.
+    copies += [
+        dataclasses.replace(u, id=f"{u.id}@pitch{semitones:+g}", pitch=semitones)
+        for semitones in cfg.pitch_perturb
+        for u in splits["train"]
+        if not u.speaker.startswith("synth:")
     ]
     splits["train"] = splits["train"] + copies
     return splits

@@ -39,6 +39,7 @@ class Utterance:
     audio: np.ndarray | None = field(default=None, repr=False)
     audio_rate: int | None = None
     speed: float = 1.0  # speed perturbation applied when the audio is loaded (training copies)
+    pitch: float = 0.0  # pitch shift in semitones applied when the audio is loaded (tempo kept)
 
     @property
     def source(self) -> str:
