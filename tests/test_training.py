@@ -248,11 +248,13 @@ def test_unfinished_run_without_backup_restarts_and_runtime_may_change(tmp_path)
                 "training.progress=none",
                 "training.monitor=val_loss",
                 "runtime.intra_op_threads=2",
+                f"training.tensorboard={str(not config.training.tensorboard).lower()}",
             ],
         ),
         run / "config.yaml",
     )
-    result = loop.train(FlatToy, config, run)  # runtime.* differs: allowed; no backup: from 0
+    # runtime.* and the logging switches differ: allowed; no backup: from 0
+    result = loop.train(FlatToy, config, run)
     assert (result.initial_epoch, result.initial_step, result.epochs_completed) == (0, 0, 1)
 
 

@@ -5,8 +5,8 @@ Run directory rule (`prepare_run_dir`), applied by `train`:
 * missing or empty            -> a fresh run.
 * `overwrite=True`            -> its contents are deleted first (only if it is a run directory,
                                  i.e. holds `config.yaml`, or is empty).
-* holds a run whose config equals the new one (ignoring `runtime.*` and `training.progress`,
-  which may change between attempts, e.g. another number of GPUs):
+* holds a run whose config equals the new one (ignoring `runtime.*`, `training.progress` and
+  `training.tensorboard`, which may change between attempts, e.g. another number of GPUs):
     - unfinished              -> RESUME from `backup/state.json` (or from scratch when the
                                  previous attempt died before its first backup);
     - finished                -> error: use --overwrite or another --run-dir.
@@ -37,7 +37,7 @@ from shared.config import ExperimentConfig, diff_configs, save_config
 from shared.export import atomic_directory, atomic_write_json
 from shared.training import callbacks as cbs
 
-IGNORED_ON_RESUME = ("runtime", "training.progress")
+IGNORED_ON_RESUME = ("runtime", "training.progress", "training.tensorboard")
 KILL_ENV = "LSTM_SUITE_KILL_AT_STEP"  # tests: SIGKILL after this global step (fault injection)
 
 
