@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -62,7 +63,13 @@ def pitch_shift(wave: np.ndarray, sample_rate: int, semitones: float) -> np.ndar
     """
     import librosa
 
-    out = librosa.effects.pitch_shift(wave, sr=sample_rate, n_steps=semitones, res_type="soxr_hq")
+    # A ~32 ms phase-vocoder frame (librosa's default 2048 samples would be 256 ms at 8 kHz,
+    # longer than many words, and smears their onsets).
+    n_fft = 2 ** round(math.log2(0.032 * sample_rate))
+    out = librosa.effects.pitch_shift(
+        wave, sr=sample_rate, n_steps=semitones, res_type="soxr_hq", n_fft=n_fft,
+        hop_length=n_fft // 4,
+    )  # fmt: skip
     return out.astype(np.float32, copy=False)
 
 
