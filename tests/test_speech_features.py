@@ -44,18 +44,27 @@ def _waves(rate):
             ref=10.0,
             amin=1e-6,
         ),
+        FeatureConfig(sample_rate=8000, n_fft=256, hop_length=80, n_mels=40, trim_db=30.0),
     ],  # fmt: skip
-    ids=["logmel80", "mfcc", "8k-40mel"],
+    ids=["logmel80", "mfcc", "8k-40mel", "8k-trim"],
 )
 def test_tf_features_match_librosa_on_padded_batch(cfg):
     waves = _waves(cfg.sample_rate)
+    if cfg.trim_db is not None:  # silence and a faint hum around two clips: rows get trimmed
+        hum = 1e-4 * np.sin(np.arange(cfg.sample_rate // 4, dtype=np.float32))
+        waves += [
+            np.concatenate([np.zeros(1234, np.float32), waves[0], hum]),
+            np.concatenate([hum, waves[2], np.zeros(777, np.float32)]),
+        ]
     batch = np.zeros((len(waves), max(map(len, waves)) + 123), np.float32)  # extra padding
     for i, w in enumerate(waves):
         batch[i, : len(w)] = w
     feats, lengths = TFFeatureExtractor(cfg)(batch, np.array([len(w) for w in waves], np.int32))
     for i, w in enumerate(waves):
         ref = compute_features(w, cfg)
-        assert int(lengths[i]) == ref.shape[0] == cfg.num_frames(len(w))
+        assert int(lengths[i]) == ref.shape[0]
+        if cfg.trim_db is None:
+            assert ref.shape[0] == cfg.num_frames(len(w))
         got = feats[i, : lengths[i]].numpy()
         rel = np.abs(got - ref).max() / np.abs(ref).max()
         assert rel <= 1e-3, f"utterance {i}: relative error {rel:.2e}"
@@ -69,6 +78,39 @@ def test_feature_config_validation_and_key():
         FeatureConfig(n_fft=256, win_length=400)
     assert FeatureConfig().key() == FeatureConfig().key() != FeatureConfig(n_mels=40).key()
     assert FeatureConfig(kind="mfcc", n_mfcc=13).dim == 13 and FeatureConfig().dim == 80
+
+
+def test_trim_matches_librosa_trim_and_removes_padding():
+    import librosa
+
+    from suites.speech.features import nonsilent_frames
+
+    cfg = FeatureConfig(sample_rate=8000, n_fft=256, hop_length=80, n_mels=40, trim_db=40.0)
+    speech = _waves(8000)[2]
+    rng = np.random.default_rng(3)
+    for lead, tail, floor in ((0, 0, 0.0), (2000, 900, 0.0), (1500, 1500, 1e-4), (333, 0, 1e-3)):
+        noise = floor * rng.standard_normal(lead + len(speech) + tail).astype(np.float32)
+        wave = np.concatenate([np.zeros(lead), speech, np.zeros(tail)]).astype(np.float32) + noise
+        start, stop = nonsilent_frames(wave, cfg)
+        # librosa.effects.trim's own frame decision (RMS^2 in dB re the max) and its sample range
+        mse = librosa.feature.rms(y=wave, frame_length=256, hop_length=80)[0] ** 2
+        loud = np.flatnonzero(librosa.power_to_db(mse, ref=np.max, top_db=None) > -40.0)
+        assert (start, stop) == (loud[0], loud[-1] + 1)
+        _, (first, _) = librosa.effects.trim(wave, top_db=40.0, frame_length=256, hop_length=80)
+        assert first == start * 80
+        feats = compute_features(wave, cfg)
+        untrimmed = compute_features(wave, FeatureConfig(**{**cfg.__dict__, "trim_db": None}))
+        assert feats.shape[0] == stop - start and np.allclose(feats, untrimmed[start:stop])
+        # the padding goes: about the same frames as the speech alone (+- the window overlap)
+        assert abs(feats.shape[0] - compute_features(speech, cfg).shape[0]) <= 4
+    # without trimming the cache keys are those computed before trim_db existed (golden values)
+    assert FeatureConfig().key() == "e2c84a5eb924"
+    assert cfg.__class__(sample_rate=8000, n_fft=256, hop_length=80, n_mels=40).key() == (
+        "a8981d3a458d"
+    )
+    assert FeatureConfig(trim_db=40.0).key() != FeatureConfig().key()
+    with pytest.raises(ValueError, match="features.trim_db"):
+        FeatureConfig(trim_db=0.0)
 
 
 def test_feature_stats_match_numpy():

@@ -34,6 +34,9 @@ class FeatureConfig:
     ref: float = 1.0  # power_to_db reference power
     amin: float = 1e-10  # power floor before the log
     top_db: float | None = 80.0  # per-utterance floor at (max - top_db) dB; None = no floor
+    trim_db: float | None = None  # drop leading/trailing frames whose mean-square amplitude
+    # (un-windowed n_fft frames: librosa.effects.trim's measure) is more than this many dB below
+    # the utterance's loudest frame (energy VAD; also in the export); None = keep every frame
 
     def __post_init__(self):
         if self.kind not in ("logmel", "mfcc"):
@@ -43,6 +46,8 @@ class FeatureConfig:
                 raise ValueError(f"features.{key} must be positive, got {getattr(self, key)}")
         if self.win_length is not None and not 0 < self.win_length <= self.n_fft:
             raise ValueError(f"features.win_length must be in (0, n_fft], got {self.win_length}")
+        if self.trim_db is not None and self.trim_db <= 0:
+            raise ValueError(f"features.trim_db must be positive or null, got {self.trim_db}")
         if self.kind == "mfcc" and not 0 < self.n_mfcc <= self.n_mels:
             raise ValueError(f"features.n_mfcc must be in (0, n_mels], got {self.n_mfcc}")
 
@@ -52,12 +57,15 @@ class FeatureConfig:
         return self.n_mfcc if self.kind == "mfcc" else self.n_mels
 
     def num_frames(self, num_samples: int) -> int:
-        """Frames librosa makes from `num_samples` samples with centred framing."""
+        """Frames librosa makes from `num_samples` samples with centred framing (untrimmed)."""
         return 1 + num_samples // self.hop_length
 
     def key(self) -> str:
         """A short hash of this config, used to key feature caches."""
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
+        fields = dataclasses.asdict(self)
+        if fields["trim_db"] is None:  # (keys of configs without trimming stay as they were)
+            del fields["trim_db"]
+        blob = json.dumps(fields, sort_keys=True).encode()
         return hashlib.sha1(blob).hexdigest()[:12]
 
 
@@ -97,7 +105,28 @@ def compute_features(waveform: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     feats = librosa.power_to_db(mel, ref=cfg.ref, amin=cfg.amin, top_db=cfg.top_db)
     if cfg.kind == "mfcc":
         feats = librosa.feature.mfcc(S=feats, n_mfcc=cfg.n_mfcc, dct_type=2, norm="ortho")
+    if cfg.trim_db is not None:
+        start, stop = nonsilent_frames(waveform, cfg)
+        feats = feats[:, start:stop]
     return np.ascontiguousarray(feats.T, dtype=np.float32)
+
+
+# The power floor of the trimming measure (librosa.power_to_db's default amin, as in its trim).
+TRIM_AMIN = 1e-10
+
+
+def nonsilent_frames(waveform: np.ndarray, cfg: FeatureConfig) -> tuple[int, int]:
+    """Frame range `[start, stop)` kept by `cfg.trim_db` (all frames when nothing is louder).
+
+    A frame's level is the mean square of its `n_fft` samples (centred, zero-padded framing, no
+    window) in dB relative to the loudest frame; frames from the first to the last one above
+    `-trim_db` are kept.
+    """
+    x = np.pad(np.asarray(waveform, np.float64), cfg.n_fft // 2)
+    frames = np.lib.stride_tricks.sliding_window_view(x, cfg.n_fft)[:: cfg.hop_length]
+    ms = np.maximum((frames**2).mean(axis=1), TRIM_AMIN)
+    loud = np.flatnonzero(10 * np.log10(ms / ms.max()) > -cfg.trim_db)
+    return int(loud[0]), int(loud[-1]) + 1
 
 
 @dataclass

@@ -3,7 +3,8 @@
 librosa's window, mel filterbank and DCT are embedded as constants; framing is centred with zero
 padding, so a zero-padded batch gives each utterance exactly the frames librosa gives it alone
 (the first `1 + length // hop_length` frames). The per-utterance `top_db` floor uses the maximum
-over those valid frames only.
+over those valid frames only. With `trim_db`, each utterance's frames are then cut to its
+non-silent range (as `features.nonsilent_frames`) and shifted to the start of the row.
 """
 
 from __future__ import annotations
@@ -11,7 +12,13 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from suites.speech.features import FeatureConfig, dct_matrix, mel_filterbank, stft_window
+from suites.speech.features import (
+    TRIM_AMIN,
+    FeatureConfig,
+    dct_matrix,
+    mel_filterbank,
+    stft_window,
+)
 
 
 class TFFeatureExtractor(tf.Module):
@@ -57,5 +64,26 @@ class TFFeatureExtractor(tf.Module):
             db = tf.maximum(db, peak - cfg.top_db)
         if self._dct is not None:
             db = tf.tensordot(db, self._dct, axes=1)
+        if cfg.trim_db is not None:
+            db, frame_lengths, frame_mask = self._trim(frames, db, frame_mask)
         db = db * tf.cast(frame_mask, db.dtype)[:, :, None]
         return db, frame_lengths
+
+    def _trim(self, frames: tf.Tensor, feats: tf.Tensor, frame_mask: tf.Tensor):
+        """Cuts each row of `feats` to its non-silent frames (see `features.nonsilent_frames`)."""
+        ms = tf.maximum(tf.reduce_mean(tf.square(frames), axis=-1), TRIM_AMIN)  # [B, T]
+        level = tf.math.log(ms) - tf.math.log(
+            tf.reduce_max(tf.where(frame_mask, ms, TRIM_AMIN), axis=1, keepdims=True)
+        )
+        loud = tf.logical_and(frame_mask, level > -self.cfg.trim_db * np.log(10.0) / 10.0)
+        steps = tf.shape(feats)[1]
+        any_loud = tf.reduce_any(loud, axis=1)
+        start = tf.where(
+            any_loud, tf.argmax(tf.cast(loud, tf.int32), axis=1, output_type=tf.int32), 0
+        )
+        last = steps - 1 - tf.argmax(tf.cast(loud[:, ::-1], tf.int32), axis=1, output_type=tf.int32)
+        stop = tf.where(any_loud, last + 1, tf.reduce_sum(tf.cast(frame_mask, tf.int32), axis=1))
+        index = tf.minimum(start[:, None] + tf.range(steps)[None, :], steps - 1)
+        trimmed = tf.gather(feats, index, batch_dims=1)
+        lengths = stop - start
+        return trimmed, lengths, tf.sequence_mask(lengths, steps)
