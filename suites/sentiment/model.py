@@ -25,6 +25,7 @@ def build_classifier(
     pooling: Pooling = "max",
     attention_units: int = 64,
     embedding_dropout: float = 0.0,
+    word_dropout: float = 0.0,
     lstm_dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
     dropout: float = 0.5,
@@ -41,7 +42,10 @@ def build_classifier(
         pooling: "last" (final forward state + final backward state), "max" (masked max over
             time) or "attention" (additive attention pooling).
         attention_units: hidden width of the attention scorer.
-        embedding_dropout: dropout rate on the embedded tokens.
+        embedding_dropout: dropout rate on the embedded tokens (each unit independently).
+        word_dropout: rate at which whole tokens are dropped in training (their embedding
+            vectors zeroed, the rest scaled by 1 / (1 - rate)); the sentence-level model must
+            then not rely on any single word.
         lstm_dropout: input dropout rate inside each LSTM.
         recurrent_dropout: recurrent-state dropout rate inside each LSTM.
         dropout: dropout rate before the output layer.
@@ -61,6 +65,7 @@ def build_classifier(
         raise ValueError(f"pooling must be 'last', 'max' or 'attention', got {pooling!r}")
     for arg, rate in (
         ("embedding_dropout", embedding_dropout),
+        ("word_dropout", word_dropout),
         ("lstm_dropout", lstm_dropout),
         ("recurrent_dropout", recurrent_dropout),
         ("dropout", dropout),
@@ -70,6 +75,9 @@ def build_classifier(
 
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")
     x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(ids)
+    if word_dropout:
+        # One draw per token, shared across its embedding units: the whole word is dropped.
+        x = keras.layers.Dropout(word_dropout, noise_shape=(None, None, 1), name="word_dropout")(x)
     if embedding_dropout:
         x = keras.layers.Dropout(embedding_dropout, name="embedding_dropout")(x)
     for depth, units in enumerate(lstm_units):

@@ -110,6 +110,7 @@ class SentimentModelConfig:
     pooling: Literal["last", "max", "attention"] = "max"  # sequence -> vector
     attention_units: int = 64  # attention pooling: hidden width of the scorer
     embedding_dropout: float = 0.2  # dropout on embedded tokens
+    word_dropout: float = 0.0  # training: drop whole tokens (zeroed embedding) at this rate
     lstm_dropout: float = 0.0  # input dropout inside the LSTMs
     recurrent_dropout: float = 0.0  # recurrent dropout inside the LSTMs
     dropout: float = 0.5  # dropout before the output layer
@@ -227,6 +228,7 @@ class SentimentTask(Task):
             pooling=m.pooling,
             attention_units=m.attention_units,
             embedding_dropout=m.embedding_dropout,
+            word_dropout=m.word_dropout,
             lstm_dropout=m.lstm_dropout,
             recurrent_dropout=m.recurrent_dropout,
             dropout=m.dropout,
