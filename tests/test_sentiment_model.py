@@ -109,6 +109,12 @@ def test_word_dropout_drops_whole_tokens_and_is_off_at_inference():
     np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
 
 
+def test_zero_head_starts_every_prediction_at_the_uniform_distribution():
+    model = build_classifier(50, 3, embedding_dim=8, lstm_units=[4], head_initializer="zeros")
+    ids = np.array([[5, 9, 2, 0], [7, 0, 0, 0]], np.int32)
+    np.testing.assert_allclose(np.asarray(model(ids)), np.full((2, 3), 1 / 3), rtol=1e-6)
+
+
 def test_ptb_normalisation_maps_raw_text_to_sst_style_and_is_idempotent():
     raw = ["Don't (REALLY) like it's \"ending\"... OK!", "Can't stop", ""]
     got = [t.decode() for t in normalize(tf.constant(raw)).numpy()]

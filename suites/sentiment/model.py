@@ -30,6 +30,7 @@ def build_classifier(
     recurrent_dropout: float = 0.0,
     dropout: float = 0.5,
     use_peepholes: bool = True,
+    head_initializer: str = "glorot_uniform",
     name: str = "sentiment_classifier",
 ) -> keras.Model:
     """Builds the (uncompiled) classifier.
@@ -50,6 +51,10 @@ def build_classifier(
         recurrent_dropout: recurrent-state dropout rate inside each LSTM.
         dropout: dropout rate before the output layer.
         use_peepholes: peephole connections in the LSTM cells.
+        head_initializer: kernel initializer of the output layer; "zeros" starts every
+            prediction at the softmax of the bias (uniform), so with a pre-trained encoder the
+            first updates train the head instead of back-propagating a random head's errors
+            into the encoder.
         name: model name.
 
     Returns:
@@ -98,6 +103,10 @@ def build_classifier(
     if dropout:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
     probabilities = keras.layers.Dense(
-        num_classes, activation="softmax", dtype="float32", name="probabilities"
+        num_classes,
+        activation="softmax",
+        kernel_initializer=head_initializer,
+        dtype="float32",
+        name="probabilities",
     )(x)
     return keras.Model(ids, probabilities, name=name)

@@ -117,6 +117,8 @@ class SentimentModelConfig:
     use_peepholes: bool = True  # peephole connections in the LSTM cells
     pretrained_encoder: str | None = None  # folder written by suites.sentiment.pretrain: its
     # tokenizer replaces data.vocab_size and its embedding + first BiLSTM initialise the model
+    head_init: Literal["glorot_uniform", "zeros"] = "glorot_uniform"  # output layer kernel;
+    # zeros: predictions start uniform, so a pre-trained encoder is not hit by a random head
 
 
 @register_task
@@ -233,6 +235,7 @@ class SentimentTask(Task):
             recurrent_dropout=m.recurrent_dropout,
             dropout=m.dropout,
             use_peepholes=m.use_peepholes,
+            head_initializer=m.head_init,
         )
         if m.pretrained_encoder:
             info, weights = pretrain.load_pretrained(m.pretrained_encoder)
