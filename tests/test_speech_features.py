@@ -45,8 +45,9 @@ def _waves(rate):
             amin=1e-6,
         ),
         FeatureConfig(sample_rate=8000, n_fft=256, hop_length=80, n_mels=40, trim_db=30.0),
+        FeatureConfig(sample_rate=8000, n_fft=256, hop_length=80, n_mels=40, remove_dc=True),
     ],  # fmt: skip
-    ids=["logmel80", "mfcc", "8k-40mel", "8k-trim"],
+    ids=["logmel80", "mfcc", "8k-40mel", "8k-trim", "8k-dc"],
 )
 def test_tf_features_match_librosa_on_padded_batch(cfg):
     waves = _waves(cfg.sample_rate)
@@ -56,6 +57,8 @@ def test_tf_features_match_librosa_on_padded_batch(cfg):
             np.concatenate([np.zeros(1234, np.float32), waves[0], hum]),
             np.concatenate([hum, waves[2], np.zeros(777, np.float32)]),
         ]
+    if cfg.remove_dc:  # a different offset per row: each row's own mean must go
+        waves = [w + 0.05 * (i + 1) for i, w in enumerate(waves)]
     batch = np.zeros((len(waves), max(map(len, waves)) + 123), np.float32)  # extra padding
     for i, w in enumerate(waves):
         batch[i, : len(w)] = w
@@ -111,6 +114,21 @@ def test_trim_matches_librosa_trim_and_removes_padding():
     assert FeatureConfig(trim_db=40.0).key() != FeatureConfig().key()
     with pytest.raises(ValueError, match="features.trim_db"):
         FeatureConfig(trim_db=0.0)
+
+
+def test_remove_dc_makes_features_offset_invariant():
+    cfg = FeatureConfig(sample_rate=8000, n_fft=256, hop_length=80, n_mels=40, remove_dc=True)
+    plain = FeatureConfig(sample_rate=8000, n_fft=256, hop_length=80, n_mels=40)
+    speech = _waves(8000)[2]
+    speech = speech - speech.mean()  # zero-mean reference
+    shifted = speech + 0.1
+    assert np.allclose(compute_features(shifted, cfg), compute_features(speech, plain), atol=1e-3)
+    # without it the offset lands in the lowest mel band (0-57 Hz) of the quiet frames
+    assert (
+        np.abs(compute_features(shifted, plain)[:, 0] - compute_features(speech, plain)[:, 0]).max()
+        > 10
+    )
+    assert plain.key() == "a8981d3a458d" != cfg.key()  # default keys unchanged
 
 
 def test_feature_stats_match_numpy():

@@ -34,6 +34,8 @@ class FeatureConfig:
     ref: float = 1.0  # power_to_db reference power
     amin: float = 1e-10  # power floor before the log
     top_db: float | None = 80.0  # per-utterance floor at (max - top_db) dB; None = no floor
+    remove_dc: bool = False  # subtract each clip's mean sample value before framing (a DC
+    # offset adds power to the lowest bands, which per-utterance CMN cannot remove)
     trim_db: float | None = None  # drop leading/trailing frames whose mean-square amplitude
     # (un-windowed n_fft frames: librosa.effects.trim's measure) is more than this many dB below
     # the utterance's loudest frame (energy VAD; also in the export); None = keep every frame
@@ -63,8 +65,11 @@ class FeatureConfig:
     def key(self) -> str:
         """A short hash of this config, used to key feature caches."""
         fields = dataclasses.asdict(self)
-        if fields["trim_db"] is None:  # (keys of configs without trimming stay as they were)
+        # (the keys of configs without these later options stay as they were)
+        if fields["trim_db"] is None:
             del fields["trim_db"]
+        if not fields["remove_dc"]:
+            del fields["remove_dc"]
         blob = json.dumps(fields, sort_keys=True).encode()
         return hashlib.sha1(blob).hexdigest()[:12]
 
@@ -97,8 +102,11 @@ def compute_features(waveform: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     """librosa features of a mono waveform at `cfg.sample_rate`, shape `(frames, cfg.dim)`."""
     import librosa
 
+    waveform = np.asarray(waveform, np.float32)
+    if cfg.remove_dc and waveform.size:
+        waveform = waveform - waveform.mean(dtype=np.float64).astype(np.float32)
     mel = librosa.feature.melspectrogram(
-        y=np.asarray(waveform, np.float32), sr=cfg.sample_rate, n_fft=cfg.n_fft,
+        y=waveform, sr=cfg.sample_rate, n_fft=cfg.n_fft,
         hop_length=cfg.hop_length, win_length=cfg.win_length, window="hann", center=True,
         pad_mode="constant", power=2.0, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax,
     )  # fmt: skip

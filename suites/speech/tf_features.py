@@ -47,6 +47,9 @@ class TFFeatureExtractor(tf.Module):
         lengths = tf.cast(waveform_length, tf.int32)
         # Zero out anything past each length so padding never leaks into valid frames.
         valid = tf.sequence_mask(lengths, tf.shape(waveform)[1], dtype=tf.float32)
+        if cfg.remove_dc:  # each row's mean over its own samples
+            count = tf.cast(tf.maximum(lengths, 1), tf.float32)[:, None]
+            waveform = waveform - tf.reduce_sum(waveform * valid, axis=1, keepdims=True) / count
         half = cfg.n_fft // 2
         padded = tf.pad(waveform * valid, [[0, 0], [half, half]])
         frames = tf.signal.frame(padded, cfg.n_fft, cfg.hop_length, pad_end=False)
