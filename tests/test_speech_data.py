@@ -219,18 +219,25 @@ def test_real_fsdd_and_speechocean762(real_data):
     assert load_audio(kept[0].path, 16000).size > 16000
 
 
-def test_make_splits_adds_speed_perturbed_training_copies(tmp_path):
+def _copy_splits(tmp_path, speakers, **options):
+    """make_splits over 10 tone clips of speakers `speakers[i % len]`, "b" held out."""
     from suites.speech.data import DataConfig, make_splits
 
     for i in range(10):
         _wav(tmp_path / f"w/{i}.wav", _tone())
     words = ["zero", "one", "two"]
-    rows = [f"w/{i}.wav\tword {words[i % 3]}\t{'ab'[i % 2]}" for i in range(10)]
+    rows = [f"w/{i}.wav\tword {words[i % 3]}\t{speakers[i % len(speakers)]}" for i in range(10)]
     cfg = DataConfig(
         source="manifest", data_dir=str(_manifest(tmp_path, rows)), test_speakers=["b"],
-        validation_fraction=0.0, speed_perturb=[0.9, 1.1],
+        validation_fraction=0.0, **options,
     )  # fmt: skip
-    splits = make_splits(cfg, 0, tmp_path / "cache", Screen("error"))
+    return make_splits(cfg, 0, tmp_path / "cache", Screen("error"))
+
+
+def test_make_splits_adds_speed_perturbed_training_copies(tmp_path):
+    from suites.speech.data import DataConfig
+
+    splits = _copy_splits(tmp_path, ["a", "b"], speed_perturb=[0.9, 1.1])
     base = [u for u in splits["train"] if u.speed == 1.0]
     assert len(base) == 5 and {u.speaker for u in base} == {"a"}
     assert len(splits["train"]) == 15
@@ -246,19 +253,11 @@ def test_make_splits_adds_speed_perturbed_training_copies(tmp_path):
 
 def test_make_splits_adds_pitch_shifted_copies_of_real_training_clips(tmp_path):
     from suites.speech.cache import cache_path
-    from suites.speech.data import DataConfig, make_splits
+    from suites.speech.data import DataConfig
     from suites.speech.features import FeatureConfig
 
-    for i in range(10):
-        _wav(tmp_path / f"w/{i}.wav", _tone())
-    words = ["zero", "one", "two"]
     # speaker "synth:x" stands for espeak-ng clips, which get no pitch copies
-    rows = [f"w/{i}.wav\tword {words[i % 3]}\t{['a', 'b', 'synth:x'][i % 3]}" for i in range(10)]
-    cfg = DataConfig(
-        source="manifest", data_dir=str(_manifest(tmp_path, rows)), test_speakers=["b"],
-        validation_fraction=0.0, pitch_perturb=[-2, 3],
-    )  # fmt: skip
-    splits = make_splits(cfg, 0, tmp_path / "cache", Screen("error"))
+    splits = _copy_splits(tmp_path, ["a", "b", "synth:x"], pitch_perturb=[-2, 3])
     base = [u for u in splits["train"] if u.pitch == 0.0]
     real = [u for u in base if u.speaker == "a"]
     assert len(base) == 7 and len(real) == 4 and len(splits["train"]) == 7 + 2 * 4
