@@ -256,11 +256,12 @@ def test_make_splits_adds_pitch_shifted_copies_of_real_training_clips(tmp_path):
     from suites.speech.data import DataConfig
     from suites.speech.features import FeatureConfig
 
-    # speaker "synth:x" stands for espeak-ng clips, which get no pitch copies
-    splits = _copy_splits(tmp_path, ["a", "b", "synth:x"], pitch_perturb=[-2, 3])
+    # speaker "synth:x" stands for espeak-ng clips and "extra:m:y" for a data.extra_train
+    # corpus: neither gets pitch copies
+    splits = _copy_splits(tmp_path, ["a", "b", "synth:x", "extra:m:y"], pitch_perturb=[-2, 3])
     base = [u for u in splits["train"] if u.pitch == 0.0]
     real = [u for u in base if u.speaker == "a"]
-    assert len(base) == 7 and len(real) == 4 and len(splits["train"]) == 7 + 2 * 4
+    assert len(base) == 7 and len(real) == 3 and len(splits["train"]) == 7 + 2 * 3
     assert sorted(u.id for u in splits["train"] if u.pitch == 3.0) == sorted(
         f"{u.id}@pitch+3" for u in real
     )

@@ -52,9 +52,10 @@ class DataConfig:
     # of these words (empty: all), e.g. the digit words for FSDD
     speed_perturb: list[float] = field(default_factory=list)  # extra training copies at these
     # speeds, e.g. [0.9, 1.1] (resampling: tempo and pitch change together, as in Kaldi)
-    pitch_perturb: list[float] = field(default_factory=list)  # extra training copies of the real
-    # (not espeak-ng) training clips shifted by these semitones, tempo kept, e.g. [-3, 3]
-    # (F0 and formants scale together; covers voices pitched above/below the training speakers)
+    pitch_perturb: list[float] = field(default_factory=list)  # extra training copies of the main
+    # corpus' training clips (not espeak-ng, not extra_train) shifted by these semitones, tempo
+    # kept, e.g. [-3, 3] (F0 and formants scale together; covers voices pitched above/below the
+    # training speakers)
     alphabet: str = DEFAULT_ALPHABET  # output characters (transcripts are lower-cased)
     bad_input: Literal["error", "skip"] = "error"  # bad audio/transcripts: raise or skip+report
     min_seconds: float = 0.05  # shorter clips count as bad input
@@ -159,12 +160,13 @@ def make_splits(cfg: DataConfig, seed: int, cache_dir: Path, screen: Screen):
         for speed in cfg.speed_perturb
         for u in splits["train"]
     ]
-    # Pitch copies of the real clips only: the espeak-ng styles already span pitches.
+    # Pitch copies of the main corpus' clips only: the espeak-ng styles already span pitches,
+    # and an extra corpus brings its own voices (copies of it would multiply the epoch cost).
     copies += [
         dataclasses.replace(u, id=f"{u.id}@pitch{semitones:+g}", pitch=semitones)
         for semitones in cfg.pitch_perturb
         for u in splits["train"]
-        if not u.speaker.startswith("synth:")
+        if not u.speaker.startswith(("synth:", "extra:"))
     ]
     splits["train"] = splits["train"] + copies
     return splits
