@@ -25,7 +25,7 @@ def test_tatoeba_reader_keeps_the_english_column(tmp_path):
 
 def test_tatoeba_reader_names_file_and_line_of_a_bad_pair(tmp_path):
     _tatoeba_zip(tmp_path / "bad.zip", ["Go.\tVa !", "no tab here"])
-    with pytest.raises(DataFormatError, match=r"bad\.zip:fra\.txt line 2"):
+    with pytest.raises(DataFormatError, match=r"bad\.zip!fra\.txt:2: no 'English<TAB>"):
         lm_corpus.read_tatoeba_english(tmp_path / "bad.zip")
 
 

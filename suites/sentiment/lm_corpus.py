@@ -5,8 +5,8 @@ Sources are `"<format>:<path>"` entries (paths relative to a data folder unless 
 
     sst2:<file>     SST-format `<label> <sentence>` lines (labels dropped)
     text:<file>     one text per line (`.gz` allowed)
-    tatoeba:<zip>   a manythings.org/Tatoeba pair archive (`fra-eng.zip`): the English column of
-                    its `<lang>.txt` member (`English<TAB>translation` per line)
+    tatoeba:<zip>   a manythings.org/Tatoeba pair archive (`fra-eng.zip`, or its `<lang>.txt`):
+                    the English column (`English<TAB>translation` per line)
 
 `collect_texts` de-duplicates the texts (first occurrence wins, source order) and drops every
 one that equals, contains or is part of an excluded sentence (`overlap.OverlapFilter`), so no
@@ -15,13 +15,12 @@ SST-2 dev/test text reaches pre-training.
 
 from __future__ import annotations
 
-import gzip
-import zipfile
 from pathlib import Path
 
 from tqdm import tqdm
 
 from shared.data.sources import parse_format_entry
+from shared.data.textfiles import read_pair_file_lines, read_text_lines
 from suites.sentiment.data import DataFormatError, read_sst2
 from suites.sentiment.overlap import OverlapFilter
 
@@ -30,27 +29,19 @@ SOURCE_FORMATS = ("sst2", "text", "tatoeba")
 
 def read_lines(path: Path) -> list[str]:
     """Non-blank stripped lines of a UTF-8 text file (gzip-compressed if it ends in `.gz`)."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        return [line.strip() for line in f if line.strip()]
+    return [line.strip() for line in read_text_lines(path) if line.strip()]
 
 
 def read_tatoeba_english(path: Path) -> list[str]:
-    """English sentences (first tab column) of the pair file inside a Tatoeba/Anki zip."""
-    with zipfile.ZipFile(path) as archive:
-        members = [
-            n for n in archive.namelist() if n.endswith(".txt") and not n.startswith("_about")
-        ]
-        if len(members) != 1:
-            raise DataFormatError(f"{path}: expected one '<lang>.txt' pair file, found {members}")
-        raw = archive.read(members[0])
+    """English sentences (first tab column) of a Tatoeba/Anki pair file, plain or zipped."""
+    name, lines = read_pair_file_lines(path, "Tatoeba file")
     texts = []
-    for number, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         english, tab, _ = line.partition("\t")
         if not tab or not english.strip():
-            raise DataFormatError(f"{path}:{members[0]} line {number}: no 'English<TAB>...' pair")
+            raise DataFormatError(f"{name}:{number}: no 'English<TAB>...' pair")
         texts.append(english.strip())
     return texts
 

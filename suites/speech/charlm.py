@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import logging
 import re
-import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+
+from shared.data.textfiles import read_pair_file_lines
 
 log = logging.getLogger(__name__)
 
@@ -124,25 +125,20 @@ def normalize_sentence(text: str, alphabet: str) -> str | None:
 def read_lm_texts(paths: Iterable[str | Path], alphabet: str) -> list[str]:
     """Distinct normalised sentences of text files: the first tab-separated column of each line.
 
-    A `.zip` contributes every `*.txt` member whose name does not start with `_` (e.g. the
-    manythings.org/Tatoeba pair files, English first). Lines that keep characters outside
-    `alphabet` after `normalize_sentence` (digits, foreign letters) are dropped.
+    A `.zip` contributes its one pair file (`shared.data.textfiles.read_pair_file_lines`: e.g.
+    a manythings.org/Tatoeba archive, English first; `_about.txt` ignored); `.gz` files are
+    read decompressed. Lines that keep characters outside `alphabet` after `normalize_sentence`
+    (digits, foreign letters) are dropped.
 
     Raises:
         FileNotFoundError: a path that does not exist (named).
+        ValueError: a line that is not valid UTF-8 (file and line named).
     """
     out: dict[str, None] = {}
     for path in map(Path, paths):
-        if not path.is_file():
-            raise FileNotFoundError(f"language-model text {path} does not exist")
-        if path.suffix == ".zip":
-            with zipfile.ZipFile(path) as z:
-                names = [n for n in z.namelist() if n.endswith(".txt")]
-                texts = [z.read(n).decode("utf-8") for n in names if Path(n).name[:1] != "_"]
-        else:
-            texts = [path.read_text(encoding="utf-8")]
+        _, lines = read_pair_file_lines(path, "language-model text")
         kept = total = 0
-        for line in (ln for t in texts for ln in t.splitlines()):
+        for line in lines:
             total += 1
             s = normalize_sentence(line.split("\t")[0], alphabet)
             if s:

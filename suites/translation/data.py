@@ -7,13 +7,12 @@ line-count mismatches name both files and both counts, invalid UTF-8 names the f
 
 from __future__ import annotations
 
-import gzip
-import io
 import random
-import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from shared.data.textfiles import read_pair_file_lines, read_text_lines
 
 Pair = tuple[str, str]
 
@@ -38,25 +37,7 @@ def read_lines(path: str | Path) -> list[str]:
         FileNotFoundError: if `path` does not exist.
         ValueError: if a line is not valid UTF-8 (the message names the file and line).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"parallel text file not found: {path}")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        return _decode_lines(handle, str(path))
-
-
-def _decode_lines(handle: Iterable[bytes], name: str) -> list[str]:
-    lines = []
-    for number, raw in enumerate(handle, start=1):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise ValueError(
-                f"{name}:{number}: not valid UTF-8 ({err.reason} at byte {err.start})"
-            ) from None
-        lines.append(text.rstrip("\r\n"))
-    return lines
+    return read_text_lines(path, "parallel text file")
 
 
 def read_parallel_files(source_path: str | Path, target_path: str | Path) -> list[Pair]:
@@ -114,24 +95,7 @@ def read_tatoeba_pairs(
         raise ValueError(
             f"Tatoeba pairs need {english!r} as source or target, got {source}->{target}"
         )
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Tatoeba file not found: {path}")
-    if path.suffix == ".zip":
-        with zipfile.ZipFile(path) as archive:
-            members = [
-                m
-                for m in archive.namelist()
-                if m.endswith((".txt", ".tsv")) and not Path(m).name.startswith("_")
-            ]
-            if len(members) != 1:
-                raise ValueError(f"{path}: expected one pair file in the zip, found {members}")
-            name = f"{path}!{members[0]}"
-            with archive.open(members[0]) as handle:
-                lines = _decode_lines(io.BufferedReader(handle), name)
-    else:
-        name = str(path)
-        lines = read_lines(path)
+    name, lines = read_pair_file_lines(path, "Tatoeba file")
     pairs = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
