@@ -17,6 +17,7 @@ from suites.speech.audio import load_audio, resample
 from suites.speech.decoding import ctc_decode, lexicon_decode, sparse_to_lists
 from suites.speech.features import compute_features
 from suites.speech.serving import export_server, pad_batch, read_sample_rate
+from suites.speech.warps import WarpSearch
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -93,6 +94,19 @@ def test_beam_width_one_equals_greedy_on_trained_model(trained):
     assert beam1 == greedy and len(refs) > 5
 
 
+def test_test_warps_in_evaluate(trained, monkeypatch):
+    import dataclasses
+
+    task, model = trained
+    plain = task.transcribe_split(model, "test", beam_width=4)
+    m = task.config.model
+    monkeypatch.setattr(task.config, "model", dataclasses.replace(m, test_warps=[1.0]))
+    assert task.transcribe_split(model, "test", beam_width=4) == plain  # factor 1 = no warp
+    monkeypatch.setattr(task.config, "model", dataclasses.replace(m, test_warps=[0.9, 1.0, 1.1]))
+    results = task.evaluate(model, "test")
+    assert results["cer_greedy"] <= 0.1 and results["accuracy_lexicon"] >= 0.9, results
+
+
 def test_export_round_trip_equals_keras_decode(trained, tmp_path):
     task, model = trained
     out = tmp_path / "export"
@@ -124,6 +138,16 @@ def test_export_round_trip_equals_keras_decode(trained, tmp_path):
     lex_ids = [task.vocab.encode(w) for w in lexicon]
     best = lexicon_decode(y["logits"], y["logit_lengths"], lex_ids).numpy()
     assert [t.decode() for t in served["transcript"].numpy()] == [lexicon[j] for j in best]
+    # Test-time VTLN in the export: the same warp choice and transcripts as on librosa features.
+    search = WarpSearch([0.9, 1.0, 1.1], cfg, task.config.model.vtlp_boundary)
+    warp_dir = tmp_path / "export_warps"
+    export_server(model, cfg, task.vocab.alphabet, warp_dir, warps=search)
+    served = tf.saved_model.load(str(warp_dir)).signatures["serving_default"](
+        waveform=tf.constant(batch), waveform_length=tf.constant(lengths)
+    )
+    yw = search(model, x, np.array([len(f) for f in feats]))
+    ids = sparse_to_lists(ctc_decode(yw["logits"], yw["logit_lengths"]), len(feats))
+    assert [t.decode() for t in served["transcript"].numpy()] == [task.vocab.decode(i) for i in ids]
 
 
 def test_cli_predict_any_rate_and_bad_files(trained, tmp_path, capsys):

@@ -48,6 +48,10 @@ class ModelConfig:
     vtlp_min: float = 0.9  # smallest VTLP warp factor (drawn uniformly per utterance and step)
     vtlp_max: float = 1.1  # largest VTLP warp factor
     vtlp_boundary: float = 0.8  # VTLP knee F_hi as a fraction of the Nyquist frequency
+    test_warps: list[float] = field(default_factory=list)  # test-time VTLN: decode each
+    # utterance at these log-mel warp factors (as VTLP's) and keep the one whose best CTC path
+    # scores highest, in evaluate and in the export (one forward pass per factor), e.g.
+    # [0.9, 0.95, 1.0, 1.05, 1.1]; empty = off (suites/speech/warps.py)
     feature_noise: float = 0.0  # std of Gaussian noise added to normalised features in training
     cepstra: int = 0  # > 0: the model keeps this many DCT-II coefficients of the normalised
     # log-mel frames (MFCC-style, after VTLP, before per-utterance norm); 0 = features as they are
@@ -88,6 +92,9 @@ class ModelConfig:
             )
         if not 0.0 < self.vtlp_boundary < 1.0:
             raise ValueError(f"model.vtlp_boundary must be in (0, 1), got {self.vtlp_boundary}")
+        if any(not 0.5 <= f <= 2.0 for f in self.test_warps):
+            got = self.test_warps
+            raise ValueError(f"model.test_warps: factors must be in [0.5, 2], got {got}")
         if self.cepstra < 0:
             raise ValueError(f"model.cepstra must be >= 0, got {self.cepstra}")
         if not 0 <= self.lm_order <= 12:

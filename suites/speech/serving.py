@@ -16,6 +16,7 @@ import tensorflow as tf
 from suites.speech.decoding import ctc_decode, ids_to_strings, lexicon_decode
 from suites.speech.features import FeatureConfig
 from suites.speech.tf_features import TFFeatureExtractor
+from suites.speech.warps import WarpSearch
 
 SAMPLE_RATE_ASSET = "sample_rate.txt"
 
@@ -30,8 +31,10 @@ class SpeechServer(tf.Module):
         alphabet: str,
         beam_width: int = 0,
         lexicon: list[str] | None = None,
+        warps: WarpSearch | None = None,
     ):
         super().__init__(name="speech_server")
+        self.warps = warps
         self.model = model
         self.extractor = TFFeatureExtractor(features)
         self.alphabet = alphabet
@@ -48,7 +51,10 @@ class SpeechServer(tf.Module):
     )
     def serve(self, waveform, waveform_length):
         feats, lengths = self.extractor(waveform, waveform_length)
-        out = self.model({"features": feats, "feature_lengths": lengths}, training=False)
+        if self.warps is not None:
+            out = self.warps(self.model, feats, lengths)
+        else:
+            out = self.model({"features": feats, "feature_lengths": lengths}, training=False)
         if self.lexicon:
             best = lexicon_decode(out["logits"], out["logit_lengths"], self._lexicon_ids)
             return {"transcript": tf.gather(tf.constant(self.lexicon), best)}
@@ -63,13 +69,15 @@ def export_server(
     out_dir: str | Path,
     beam_width: int = 0,
     lexicon: list[str] | None = None,
+    warps: WarpSearch | None = None,
 ) -> None:
     """Saves a `SpeechServer` as a SavedModel with `assets/sample_rate.txt`.
 
     The decoder is greedy, beam search (`beam_width` >= 1) or, given a `lexicon`, the entry with
-    the highest CTC likelihood.
+    the highest CTC likelihood; given `warps`, it reads the outputs at each utterance's best
+    test-time warp (`suites/speech/warps.py`).
     """
-    server = SpeechServer(model, features, alphabet, beam_width, lexicon)
+    server = SpeechServer(model, features, alphabet, beam_width, lexicon, warps)
     with tempfile.TemporaryDirectory() as tmp:
         rate_file = Path(tmp) / SAMPLE_RATE_ASSET
         rate_file.write_text(f"{features.sample_rate}\n")

@@ -161,6 +161,15 @@ class SpeechTask(Task):
         }
 
     # -- after training ---------------------------------------------------------------------
+    def warp_search(self):
+        """The test-time VTLN of `model.test_warps` (None when off)."""
+        from suites.speech.warps import WarpSearch
+
+        m = self.config.model
+        if not m.test_warps:
+            return None
+        return WarpSearch(m.test_warps, self.config.data.features, m.vtlp_boundary)
+
     def _split_outputs(self, model, split: str):
         """Runs `model` over a cached split: yields (ids, references, outputs) per batch."""
         import tensorflow as tf
@@ -173,9 +182,14 @@ class SpeechTask(Task):
             32,
             padded_shapes={"id": [], "transcript": [], "features": [None, dim], "num_frames": []},
         )
+        search = self.warp_search()
         for batch in ds:
             lengths = tf.cast(batch["num_frames"], tf.int32)
-            out = model({"features": batch["features"], "feature_lengths": lengths}, training=False)
+            if search:
+                out = search(model, batch["features"], lengths)
+            else:
+                inputs = {"features": batch["features"], "feature_lengths": lengths}
+                out = model(inputs, training=False)
             ids = [x.decode() for x in batch["id"].numpy()]
             yield ids, [x.decode() for x in batch["transcript"].numpy()], out
 
@@ -292,7 +306,7 @@ class SpeechTask(Task):
         lexicon = [self.vocab.normalize(w) for w in m.lexicon] if m.export_lexicon else None
         export_server(
             model, self.config.data.features, self.vocab.alphabet, out_dir,
-            m.export_beam_width, lexicon,
+            m.export_beam_width, lexicon, self.warp_search(),
         )  # fmt: skip
 
     @classmethod
