@@ -42,24 +42,42 @@ exit codes:
 def _common(debug_only: bool = False, top: bool = False) -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     # Sub-commands must not reset a top-level --debug to False: their default is SUPPRESS.
-    parent.add_argument("--debug", action="store_true",
-                        default=False if top else argparse.SUPPRESS,
-                        help="show tracebacks and TensorFlow's own log messages")
+    parent.add_argument(
+        "--debug",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="show tracebacks and TensorFlow's own log messages",
+    )
     if debug_only:
         return parent
     parent.add_argument("task", help="task name, e.g. toy, sentiment, translation, speech")
-    parent.add_argument("--run-dir", type=Path, metavar="DIR",
-                        help="run directory (default: runs/<task>/<config file name>)")
+    parent.add_argument(
+        "--run-dir",
+        type=Path,
+        metavar="DIR",
+        help="run directory (default: runs/<task>/<config file name>)",
+    )
     return parent
 
 
 def _config_args(parser: argparse.ArgumentParser, required: bool) -> None:
-    parser.add_argument("--config", type=Path, required=required, metavar="FILE",
-                        help="experiment YAML" + ("" if required else
-                                                   " (default: the run directory's config.yaml)"))
+    parser.add_argument(
+        "--config",
+        type=Path,
+        required=required,
+        metavar="FILE",
+        help="experiment YAML"
+        + ("" if required else " (default: the run directory's config.yaml)"),
+    )
     parser.add_argument("--data-dir", metavar="DIR", help="sets data.data_dir")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="override a config key (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (repeatable)",
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -90,53 +108,116 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     fmt = argparse.RawDescriptionHelpFormatter
 
-    p = sub.add_parser("train", parents=[_common()], formatter_class=fmt, epilog=EPILOG,
-                       help="train a task (resumes an interrupted run)")
+    p = sub.add_parser(
+        "train",
+        parents=[_common()],
+        formatter_class=fmt,
+        epilog=EPILOG,
+        help="train a task (resumes an interrupted run)",
+    )
     _config_args(p, required=True)
-    p.add_argument("--overwrite", action="store_true",
-                   help="delete an existing run in --run-dir first")
+    p.add_argument(
+        "--overwrite", action="store_true", help="delete an existing run in --run-dir first"
+    )
 
-    p = sub.add_parser("evaluate", parents=[_common()], formatter_class=fmt,
-                       help="score a trained run; writes metrics.json")
+    p = sub.add_parser(
+        "evaluate",
+        parents=[_common()],
+        formatter_class=fmt,
+        help="score a trained run; writes metrics.json",
+    )
     _config_args(p, required=False)
-    p.add_argument("--split", action="append", metavar="SPLIT",
-                   help="split to score, repeatable (default: validation and test)")
-    p.add_argument("--checkpoint", choices=["best", "last"], default="best",
-                   help="checkpoint to load (default: best)")
+    p.add_argument(
+        "--split",
+        action="append",
+        metavar="SPLIT",
+        help="split to score, repeatable (default: validation and test)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        choices=["best", "last"],
+        default="best",
+        help="checkpoint to load (default: best)",
+    )
 
-    p = sub.add_parser("export", parents=[_common()], formatter_class=fmt,
-                       help="write a SavedModel on raw inputs")
+    p = sub.add_parser(
+        "export", parents=[_common()], formatter_class=fmt, help="write a SavedModel on raw inputs"
+    )
     _config_args(p, required=False)
-    p.add_argument("--out", type=Path, metavar="DIR",
-                   help="export directory (default: <run dir>/exports/<UTC time>)")
-    p.add_argument("--checkpoint", choices=["best", "last"], default="best",
-                   help="checkpoint to export (default: best)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="export directory (default: <run dir>/exports/<UTC time>)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        choices=["best", "last"],
+        default="best",
+        help="checkpoint to export (default: best)",
+    )
 
-    p = sub.add_parser("predict", parents=[_common()], formatter_class=fmt,
-                       help="run an export on inputs; one output line per input")
-    p.add_argument("--export", "--export-dir", dest="export_dir", type=Path, metavar="DIR",
-                   help="SavedModel to use (default: the newest export of --run-dir)")
-    p.add_argument("inputs", nargs="*", metavar="INPUT",
-                   help="inputs (texts; for speech, audio file paths); same as --input")
-    p.add_argument("--input", action="append", default=[], metavar="TEXT",
-                   help="an input (repeatable); for speech, a path to an audio file")
-    p.add_argument("--input-file", type=Path, metavar="FILE",
-                   help="read inputs, one per line, from FILE ('-' for stdin)")
+    p = sub.add_parser(
+        "predict",
+        parents=[_common()],
+        formatter_class=fmt,
+        help="run an export on inputs; one output line per input",
+    )
+    p.add_argument(
+        "--export",
+        "--export-dir",
+        dest="export_dir",
+        type=Path,
+        metavar="DIR",
+        help="SavedModel to use (default: the newest export of --run-dir)",
+    )
+    p.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="inputs (texts; for speech, audio file paths); same as --input",
+    )
+    p.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="an input (repeatable); for speech, a path to an audio file",
+    )
+    p.add_argument(
+        "--input-file",
+        type=Path,
+        metavar="FILE",
+        help="read inputs, one per line, from FILE ('-' for stdin)",
+    )
 
-    p = sub.add_parser("demo", parents=[_common(debug_only=True)], formatter_class=fmt,
-                       help="train, evaluate, export and query the tiny tasks, offline; "
-                            "print a summary table")
-    p.add_argument("--task", action="append", choices=["sentiment", "translation", "speech",
-                                                       "toy"],
-                   help="run only this task's demo (repeatable; default: sentiment, "
-                        "translation and speech)")
-    p.add_argument("--run-dir", type=Path, metavar="DIR",
-                   help="where the demo runs and exports go (default: runs/demo)")
+    p = sub.add_parser(
+        "demo",
+        parents=[_common(debug_only=True)],
+        formatter_class=fmt,
+        help="train, evaluate, export and query the tiny tasks, offline; print a summary table",
+    )
+    p.add_argument(
+        "--task",
+        action="append",
+        choices=["sentiment", "translation", "speech", "toy"],
+        help="run only this task's demo (repeatable; default: sentiment, translation and speech)",
+    )
+    p.add_argument(
+        "--run-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the demo runs and exports go (default: runs/demo)",
+    )
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress output")
 
-    p = sub.add_parser("keys", parents=[_common(debug_only=True)], formatter_class=fmt,
-                       help="print every data.* and model.* config key of a task, with its "
-                            "default and meaning (Markdown)")
+    p = sub.add_parser(
+        "keys",
+        parents=[_common(debug_only=True)],
+        formatter_class=fmt,
+        help="print every data.* and model.* config key of a task, with its "
+        "default and meaning (Markdown)",
+    )
     p.add_argument("task", metavar="TASK", help="task name, e.g. sentiment")
     return parser
 
@@ -203,8 +284,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     config = _load(args, run_dir)
     if args.command == "train":
         result = loop.train(task_cls, config, run_dir, overwrite=args.overwrite)
-        loop.log(f"done: {result.epochs_completed} epochs; checkpoints in "
-                 f"{run_dir / 'checkpoints'}")
+        loop.log(
+            f"done: {result.epochs_completed} epochs; checkpoints in {run_dir / 'checkpoints'}"
+        )
     elif args.command == "evaluate":
         import json
 
@@ -239,8 +321,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         usage = (_UsageError, ConfigError)
-        kind = "error" if isinstance(err, usage + (RunDirError, StrategyError)) else (
-            "training stopped" if isinstance(err, TrainingDivergedError) else type(err).__name__)
+        kind = (
+            "error"
+            if isinstance(err, usage + (RunDirError, StrategyError))
+            else (
+                "training stopped" if isinstance(err, TrainingDivergedError) else type(err).__name__
+            )
+        )
         message = " ".join(str(err).split()) or repr(err)
         print(f"lstm-suite: {kind}: {message} (--debug for details)", file=sys.stderr)
         return EXIT_USAGE if isinstance(err, usage) else EXIT_FAILURE
