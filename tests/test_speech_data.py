@@ -281,6 +281,40 @@ def test_make_splits_adds_pitch_shifted_copies_of_real_training_clips(tmp_path):
         DataConfig(pitch_perturb=[0.0])
 
 
+def test_make_splits_adds_noise_padded_copies_and_the_cache_pads_them(tmp_path):
+    from suites.speech.cache import cache_path, utterance_waveform
+    from suites.speech.data import DataConfig
+    from suites.speech.features import FeatureConfig
+
+    splits = _copy_splits(tmp_path, ["a", "b", "synth:x", "extra:m:y"], noise_pad=[-50, -60])
+    base = [u for u in splits["train"] if u.noise_pad_db is None]
+    real = [u for u in base if u.speaker == "a"]
+    assert len(base) == 7 and len(splits["train"]) == 7 + 2 * len(real)
+    assert sorted(u.id for u in splits["train"] if u.noise_pad_db == -60) == sorted(
+        f"{u.id}@noise-60" for u in real
+    )
+    assert all(u.noise_pad_db is None for u in splits["test"])
+    fc = FeatureConfig()
+    assert cache_path(tmp_path, "train", base, fc) != cache_path(
+        tmp_path, "train", splits["train"], fc
+    )
+    # the copy = 0.1-0.5 s of noise at -50 dBFS RMS, the clip unchanged, then 0.1-0.5 s more
+    copy = next(u for u in splits["train"] if u.noise_pad_db == -50)
+    clean = utterance_waveform(real[0], fc, 1, 0.0)
+    padded = utterance_waveform(copy, fc, 1, 0.0)
+    assert np.array_equal(padded, utterance_waveform(copy, fc, 1, 0.0))  # seeded by the id
+    start = next(i for i in range(len(padded)) if np.array_equal(padded[i : i + len(clean)], clean))
+    rate = fc.sample_rate
+    assert (
+        0.1 * rate - 1 <= start <= 0.5 * rate
+        and 0.1 * rate - 1 <= len(padded) - start - len(clean) <= 0.5 * rate
+    )
+    noise = np.concatenate([padded[:start], padded[start + len(clean) :]])
+    assert abs(20 * np.log10(np.sqrt(np.mean(noise**2))) + 50) < 0.5
+    with pytest.raises(ValueError, match="data.noise_pad"):
+        DataConfig(noise_pad=[-5.0])
+
+
 def test_make_splits_synth_augment_speaks_training_texts_once_per_style_slot(tmp_path):
     from suites.speech.data import DataConfig, make_splits
 

@@ -28,7 +28,8 @@ def cache_path(cache_dir: str | Path, split: str, utts: Sequence[Utterance], cfg
     for u in utts:
         source = os.path.abspath(u.path) if u.path else u.source
         pitch = f"\t{u.pitch}" if u.pitch else ""  # (only when set: older caches keep their keys)
-        digest.update(f"{u.id}\t{source}\t{u.transcript}\t{u.speed}{pitch}\n".encode())
+        noise = "" if u.noise_pad_db is None else f"\tnoise{u.noise_pad_db}"
+        digest.update(f"{u.id}\t{source}\t{u.transcript}\t{u.speed}{pitch}{noise}\n".encode())
     return Path(cache_dir) / cfg.key() / f"{split}-{digest.hexdigest()[:12]}.tfrecord"
 
 
@@ -43,7 +44,24 @@ def utterance_waveform(utt: Utterance, cfg: FeatureConfig, min_samples: int, sil
         wave = speed_perturb(wave, cfg.sample_rate, utt.speed)
     if utt.pitch:
         wave = pitch_shift(wave, cfg.sample_rate, utt.pitch)
+    if utt.noise_pad_db is not None:  # seeded by the id: the same copy on every run
+        seed = int.from_bytes(hashlib.sha1(utt.id.encode()).digest()[:8], "little")
+        wave = noise_pad(wave, cfg.sample_rate, utt.noise_pad_db, np.random.default_rng(seed))
     return wave
+
+
+def noise_pad(
+    wave: np.ndarray, sample_rate: int, level_db: float, rng: np.random.Generator
+) -> np.ndarray:
+    """`wave` between 0.1-0.5 s (uniform, each side) of Gaussian noise of RMS `level_db` dBFS.
+
+    Simulates a recording not trimmed to the word, with a noise floor that energy trimming
+    (`features.trim_db`) may not cut.
+    """
+    before, after = (int(rng.uniform(0.1, 0.5) * sample_rate) for _ in range(2))
+    std = 10.0 ** (level_db / 20.0)
+    noise = rng.normal(0.0, std, before + after).astype(np.float32)
+    return np.concatenate([noise[:before], wave.astype(np.float32), noise[before:]])
 
 
 def speed_perturb(wave: np.ndarray, sample_rate: int, speed: float) -> np.ndarray:

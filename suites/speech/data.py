@@ -56,6 +56,9 @@ class DataConfig:
     # corpus' training clips (not espeak-ng, not extra_train) shifted by these semitones, tempo
     # kept, e.g. [-3, 3] (F0 and formants scale together; covers voices pitched above/below the
     # training speakers)
+    noise_pad: list[float] = field(default_factory=list)  # extra training copies of the main
+    # corpus' clips padded before and after with 0.1-0.5 s of Gaussian noise at these RMS levels
+    # (dBFS), e.g. [-50]: robustness to untrimmed recordings whose noise floor trim_db leaves
     alphabet: str = DEFAULT_ALPHABET  # output characters (transcripts are lower-cased)
     bad_input: Literal["error", "skip"] = "error"  # bad audio/transcripts: raise or skip+report
     min_seconds: float = 0.05  # shorter clips count as bad input
@@ -77,6 +80,9 @@ class DataConfig:
         if any(not -12.0 <= p <= 12.0 or p == 0.0 for p in self.pitch_perturb):
             raise ValueError(f"data.pitch_perturb: semitones must be in [-12, 12] and not 0, got "
                              f"{self.pitch_perturb}")  # fmt: skip
+        if any(not -100.0 <= db <= -10.0 for db in self.noise_pad):
+            raise ValueError(f"data.noise_pad: levels must be in [-100, -10] dBFS, got "
+                             f"{self.noise_pad}")  # fmt: skip
         for key in ("validation_fraction", "test_fraction"):
             if not 0.0 <= getattr(self, key) < 1.0:
                 raise ValueError(f"data.{key} must be in [0, 1), got {getattr(self, key)}")
@@ -165,6 +171,12 @@ def make_splits(cfg: DataConfig, seed: int, cache_dir: Path, screen: Screen):
     copies += [
         dataclasses.replace(u, id=f"{u.id}@pitch{semitones:+g}", pitch=semitones)
         for semitones in cfg.pitch_perturb
+        for u in splits["train"]
+        if not u.speaker.startswith(("synth:", "extra:"))
+    ]
+    copies += [
+        dataclasses.replace(u, id=f"{u.id}@noise{db:g}", noise_pad_db=float(db))
+        for db in cfg.noise_pad
         for u in splits["train"]
         if not u.speaker.startswith(("synth:", "extra:"))
     ]

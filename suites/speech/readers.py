@@ -40,6 +40,8 @@ class Utterance:
     audio_rate: int | None = None
     speed: float = 1.0  # speed perturbation applied when the audio is loaded (training copies)
     pitch: float = 0.0  # pitch shift in semitones applied when the audio is loaded (tempo kept)
+    noise_pad_db: float | None = None  # pad with 0.1-0.5 s of Gaussian noise at this RMS level
+    # (dBFS) before and after the audio when it is loaded (training copies)
 
     @property
     def source(self) -> str:
