@@ -60,6 +60,15 @@ def _common(debug_only: bool = False, top: bool = False) -> argparse.ArgumentPar
     return parent
 
 
+def _checkpoint_arg(parser: argparse.ArgumentParser, verb: str) -> None:
+    parser.add_argument(
+        "--checkpoint",
+        choices=["best", "last"],
+        default="best",
+        help=f"checkpoint to {verb} (default: best)",
+    )
+
+
 def _config_args(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument(
         "--config",
@@ -133,12 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SPLIT",
         help="split to score, repeatable (default: validation and test)",
     )
-    p.add_argument(
-        "--checkpoint",
-        choices=["best", "last"],
-        default="best",
-        help="checkpoint to load (default: best)",
-    )
+    _checkpoint_arg(p, "load")
 
     p = sub.add_parser(
         "export", parents=[_common()], formatter_class=fmt, help="write a SavedModel on raw inputs"
@@ -150,12 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="export directory (default: <run dir>/exports/<UTC time>)",
     )
-    p.add_argument(
-        "--checkpoint",
-        choices=["best", "last"],
-        default="best",
-        help="checkpoint to export (default: best)",
-    )
+    _checkpoint_arg(p, "export")
 
     p = sub.add_parser(
         "predict",
