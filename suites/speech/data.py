@@ -166,19 +166,18 @@ def make_splits(cfg: DataConfig, seed: int, cache_dir: Path, screen: Screen):
         for speed in cfg.speed_perturb
         for u in splits["train"]
     ]
-    # Pitch copies of the main corpus' clips only: the espeak-ng styles already span pitches,
-    # and an extra corpus brings its own voices (copies of it would multiply the epoch cost).
+    # Pitch and noise copies of the main corpus' clips only: the espeak-ng styles already span
+    # pitches, and an extra corpus brings its own voices (copies would multiply the epoch cost).
+    main = [u for u in splits["train"] if not u.speaker.startswith(("synth:", "extra:"))]
     copies += [
         dataclasses.replace(u, id=f"{u.id}@pitch{semitones:+g}", pitch=semitones)
         for semitones in cfg.pitch_perturb
-        for u in splits["train"]
-        if not u.speaker.startswith(("synth:", "extra:"))
+        for u in main
     ]
     copies += [
         dataclasses.replace(u, id=f"{u.id}@noise{db:g}", noise_pad_db=float(db))
         for db in cfg.noise_pad
-        for u in splits["train"]
-        if not u.speaker.startswith(("synth:", "extra:"))
+        for u in main
     ]
     splits["train"] = splits["train"] + copies
     return splits

@@ -25,6 +25,7 @@ from suites.speech.layers import (
     UtteranceMeanNorm,
     ZeroPadding,
 )
+from suites.speech.warps import check_factors
 
 
 @dataclass
@@ -92,9 +93,7 @@ class ModelConfig:
             )
         if not 0.0 < self.vtlp_boundary < 1.0:
             raise ValueError(f"model.vtlp_boundary must be in (0, 1), got {self.vtlp_boundary}")
-        if any(not 0.5 <= f <= 2.0 for f in self.test_warps):
-            got = self.test_warps
-            raise ValueError(f"model.test_warps: factors must be in [0.5, 2], got {got}")
+        check_factors(self.test_warps)
         if self.cepstra < 0:
             raise ValueError(f"model.cepstra must be >= 0, got {self.cepstra}")
         if not 0 <= self.lm_order <= 12:

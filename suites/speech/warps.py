@@ -32,6 +32,14 @@ def best_path_scores(logits: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(best * valid, axis=-1)
 
 
+def check_factors(factors: Sequence[float]) -> list[float]:
+    """`factors` as floats; ValueError naming `model.test_warps` unless each is in [0.5, 2]."""
+    factors = [float(f) for f in factors]
+    if any(not 0.5 <= f <= 2.0 for f in factors):
+        raise ValueError(f"model.test_warps: factors must be in [0.5, 2], got {factors}")
+    return factors
+
+
 class WarpSearch:
     """Runs a CTC model at several frequency warps per utterance and keeps the best-scoring one.
 
@@ -43,9 +51,9 @@ class WarpSearch:
     """
 
     def __init__(self, factors: Sequence[float], features: FeatureConfig, boundary: float = 0.8):
-        factors = [float(f) for f in factors]
-        if not factors or any(not 0.5 <= f <= 2.0 for f in factors):
-            raise ValueError(f"model.test_warps: factors must be in [0.5, 2], got {factors}")
+        factors = check_factors(factors)
+        if not factors:
+            raise ValueError("model.test_warps: at least one factor is needed")
         if features.kind != "logmel":
             raise ValueError("model.test_warps needs log-mel features (data.features.kind: logmel)")
         self.factors = factors
