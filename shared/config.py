@@ -10,8 +10,18 @@ An experiment config has six top-level keys, mirroring TF Model Garden's task + 
     runtime: {...}         # RuntimeConfig (below)
 
 `load_config` validates everything on load: unknown keys (with the closest valid key suggested),
-wrong types, missing required values and values outside a `Literal[...]` all raise `ConfigError`
-whose message names the file, the line and the dotted key.
+wrong types, missing required values, values outside a `Literal[...]`, non-finite floats (NaN,
+inf: never valid) and values outside a field's declared range all raise `ConfigError` whose
+message names the file and line (or the `--set` override) and the dotted key, e.g.
+`configs/x.yaml:12: model.dropout: must be in [0, 1), got 1.5`.
+
+Any config dataclass (spine or task section) states a field's valid range in its metadata with
+`at_least`, `positive`, `fraction` or `in_range`; `None` always passes (an optional field), and a
+list field's rule applies to each item:
+
+    units: int = field(default=16, metadata=at_least(1))
+    dropout: float = field(default=0.0, metadata=fraction())  # 0 <= x < 1
+    learning_rate: float = field(default=1e-3, metadata=positive())
 
 Paths: a relative `data.data_dir` written in a YAML file is resolved against the directory of
 that file; one given with `--data-dir` or `--set data.data_dir=...` is resolved against the
@@ -25,6 +35,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import os
 import re
 import types
@@ -35,12 +46,96 @@ from typing import Any, Literal
 
 import yaml
 
+from shared.errors import ConfigError
+
+__all__ = [
+    "ConfigError",
+    "ExperimentConfig",
+    "Range",
+    "RuntimeConfig",
+    "TrainingConfig",
+    "at_least",
+    "diff_configs",
+    "fraction",
+    "in_range",
+    "load_config",
+    "parse_override",
+    "positive",
+    "save_config",
+    "to_dict",
+]
+
 MISSING = dataclasses.MISSING
 _YAML11_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+RANGE = "lstm_suite.range"  # the field-metadata key of a `Range`
 
 
-class ConfigError(ValueError):
-    """A configuration problem; the message names the file/line and the dotted key."""
+# --------------------------------------------------------------------------------------------
+# Declared ranges
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Range:
+    """An interval of valid values; a bound of None is unbounded, `*_open` excludes the bound."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def contains(self, value: float) -> bool:
+        """True if `value` lies in the interval."""
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def describe(self) -> str:
+        """`">= 1"`, `"> 0"` or `"in [0, 1)"`: what a valid value is."""
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low}"
+        if self.low is None:
+            return f"{'<' if self.high_open else '<='} {self.high}"
+        left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+        return f"in {left}{self.low}, {self.high}{right}"
+
+
+def in_range(
+    low: float | None, high: float | None, *, low_open: bool = False, high_open: bool = False
+) -> dict[str, Range]:
+    """Field metadata: `low <= x <= high` (a bound of None: unbounded; `*_open`: excluded)."""
+    return {RANGE: Range(low, high, low_open, high_open)}
+
+
+def at_least(low: float) -> dict[str, Range]:
+    """Field metadata: `x >= low`."""
+    return in_range(low, None)
+
+
+def positive() -> dict[str, Range]:
+    """Field metadata: `x > 0`."""
+    return in_range(0, None, low_open=True)
+
+
+def fraction() -> dict[str, Range]:
+    """Field metadata: `0 <= x < 1` (a rate such as dropout)."""
+    return in_range(0, 1, high_open=True)
+
+
+def _check_field(value: Any, f: dataclasses.Field, key: str, where: _Where) -> None:
+    """Finite floats everywhere, and the field's declared `Range` (each item of a list)."""
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_field(item, f, f"{key}[{i}]", where)
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where(key)}: {key}: must be a finite number, got {value}")
+    rule = f.metadata.get(RANGE)
+    if rule is None or value is None or isinstance(value, bool):
+        return
+    if isinstance(value, (int, float)) and not rule.contains(value):
+        raise ConfigError(f"{where(key)}: {key}: must be {rule.describe()}, got {value}")
+
+
+SEED_RANGE = in_range(0, 2**32 - 1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -50,25 +145,47 @@ class ConfigError(ValueError):
 class TrainingConfig:
     """How to fit: optimisation, schedule, checkpoints, stopping, determinism."""
 
-    epochs: int = 10  # number of passes over the training set
-    global_batch_size: int = 32  # examples per step summed over all replicas
-    steps_per_epoch: int | None = None  # None: one pass over the training set
-    validation_steps: int | None = None  # None: the whole validation set
+    epochs: int = field(default=10, metadata=at_least(1))  # number of passes over the training set
+    global_batch_size: int = field(
+        default=32, metadata=at_least(1)
+    )  # examples per step summed over all replicas
+    steps_per_epoch: int | None = field(
+        default=None, metadata=at_least(1)
+    )  # None: one pass over the training set
+    validation_steps: int | None = field(
+        default=None, metadata=at_least(1)
+    )  # None: the whole validation set
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    learning_rate: float = 1e-3  # peak learning rate
+    learning_rate: float = field(default=1e-3, metadata=positive())  # peak learning rate
     lr_schedule: Literal["constant", "cosine", "exponential"] = "constant"
-    warmup_steps: int = 0  # linear warm-up from 0 (constant and cosine schedules only)
-    decay_steps: int | None = None  # cosine/exponential; None: all steps after warm-up
-    decay_rate: float = 0.5  # exponential: factor applied every `decay_steps`
-    min_lr_ratio: float = 0.0  # cosine: final learning rate as a fraction of the peak
-    weight_decay: float = 0.0  # adamw (decoupled) weight decay
-    momentum: float = 0.0  # sgd momentum
-    clipnorm: float | None = None  # clip each gradient tensor's norm
-    global_clipnorm: float | None = None  # clip the global norm of all gradients
+    warmup_steps: int = field(
+        default=0, metadata=at_least(0)
+    )  # linear warm-up from 0 (constant and cosine schedules only)
+    decay_steps: int | None = field(
+        default=None, metadata=at_least(1)
+    )  # cosine/exponential; None: all steps after warm-up
+    decay_rate: float = field(
+        default=0.5, metadata=in_range(0, 1, low_open=True)
+    )  # exponential: factor applied every `decay_steps`
+    min_lr_ratio: float = field(
+        default=0.0, metadata=in_range(0, 1)
+    )  # cosine: final learning rate as a fraction of the peak
+    weight_decay: float = field(default=0.0, metadata=at_least(0))  # adamw (decoupled) weight decay
+    momentum: float = field(default=0.0, metadata=fraction())  # sgd momentum
+    clipnorm: float | None = field(
+        default=None, metadata=positive()
+    )  # clip each gradient tensor's norm
+    global_clipnorm: float | None = field(
+        default=None, metadata=positive()
+    )  # clip the global norm of all gradients
     monitor: str = "val_loss"  # metric for best checkpoint / early stopping, e.g. val_accuracy
     monitor_mode: Literal["auto", "min", "max"] = "auto"  # auto: max for acc/auc/bleu, else min
-    early_stopping_patience: int | None = None  # epochs without improvement; None: off
-    backup_every_steps: int | None = 100  # also back up mid-epoch every N steps; None: epochs
+    early_stopping_patience: int | None = field(
+        default=None, metadata=at_least(1)
+    )  # epochs without improvement; None: off
+    backup_every_steps: int | None = field(
+        default=100, metadata=at_least(1)
+    )  # also back up mid-epoch every N steps; None: epochs
     deterministic: bool = False  # tf.config.experimental.enable_op_determinism (slower)
     progress: Literal["auto", "bar", "epoch", "none"] = "auto"  # auto: bar on a TTY
     tensorboard: bool = True  # write TensorBoard logs to run_dir/logs
@@ -81,12 +198,16 @@ class RuntimeConfig:
     strategy: Literal["default", "one_device", "mirrored", "multi_worker", "tpu"] = "default"
     devices: list[str] = field(default_factory=list)  # e.g. ["/gpu:0", "/gpu:1"]; []: all
     workers: list[str] = field(default_factory=list)  # multi_worker "host:port"s; []: TF_CONFIG
-    task_index: int | None = None  # this worker's index in `workers` (with `workers`)
+    task_index: int | None = field(
+        default=None, metadata=at_least(0)
+    )  # this worker's index in `workers` (with `workers`)
     communication: Literal["auto", "ring", "nccl"] = "auto"  # multi_worker collectives
     tpu: str | None = None  # TPU name or grpc:// address; None: local / from the environment
     mixed_precision: Literal["none", "mixed_float16", "mixed_bfloat16"] = "none"
-    intra_op_threads: int | None = None  # TF thread pools; None: TF's default
-    inter_op_threads: int | None = None
+    intra_op_threads: int | None = field(
+        default=None, metadata=at_least(0)
+    )  # TF thread pools; None: TF's default
+    inter_op_threads: int | None = field(default=None, metadata=at_least(0))
 
 
 @dataclass
@@ -94,7 +215,7 @@ class ExperimentConfig:
     """One experiment. `data`/`model` are instances of the task's DataConfig/ModelConfig."""
 
     task: str
-    seed: int = 42
+    seed: int = field(default=42, metadata=SEED_RANGE)  # NumPy takes 0 <= seed < 2**32
     data: Any = None
     model: Any = None
     training: TrainingConfig = field(default_factory=TrainingConfig)
@@ -263,6 +384,8 @@ def _build_dataclass(cls: type, values: dict[str, Any], prefix: str, where: _Whe
                 f"{where(prefix) if prefix else where.source}: "
                 f"missing required key {key!r} ({_type_name(hints[name])})"
             )
+        if name in kwargs:
+            _check_field(kwargs[name], f, key, where)
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as err:  # __post_init__ validation of a task's dataclass
@@ -302,7 +425,7 @@ def _build_experiment(
         "ExperimentConfig",
         [
             ("task", str),
-            ("seed", int, field(default=42)),
+            ("seed", int, field(default=42, metadata=SEED_RANGE)),
             ("data", task_cls.DataConfig, field(default_factory=task_cls.DataConfig)),
             ("model", task_cls.ModelConfig, field(default_factory=task_cls.ModelConfig)),
             ("training", TrainingConfig, field(default_factory=TrainingConfig)),
@@ -316,27 +439,8 @@ def _build_experiment(
 
 
 def _check_values(config: ExperimentConfig, where: _Where) -> None:
-    """Range checks on spine keys that a type alone cannot express."""
+    """Checks across spine keys (single-key ranges are declared on the fields)."""
     t, r = config.training, config.runtime
-    positive = {
-        "training.epochs": t.epochs,
-        "training.global_batch_size": t.global_batch_size,
-        "training.steps_per_epoch": t.steps_per_epoch,
-        "training.validation_steps": t.validation_steps,
-        "training.backup_every_steps": t.backup_every_steps,
-        "training.decay_steps": t.decay_steps,
-        "training.early_stopping_patience": t.early_stopping_patience,
-    }
-    for key, value in positive.items():
-        if value is not None and value <= 0:
-            raise ConfigError(f"{where(key)}: {key}: must be > 0, got {value}")
-    if t.learning_rate <= 0:
-        raise ConfigError(
-            f"{where('training.learning_rate')}: training.learning_rate: "
-            f"must be > 0, got {t.learning_rate}"
-        )
-    if t.warmup_steps < 0:
-        raise ConfigError(f"{where('training.warmup_steps')}: training.warmup_steps: must be >= 0")
     if t.warmup_steps and t.lr_schedule == "exponential":
         raise ConfigError(
             f"{where('training.warmup_steps')}: training.warmup_steps: warm-up "
@@ -453,7 +557,7 @@ def _absolute(value: str, base: Path) -> str:
 
 def save_config(config: ExperimentConfig, path: str | Path) -> None:
     """Writes the resolved config as YAML, atomically."""
-    from shared.export import atomic_write_text
+    from shared.files import atomic_write_text
 
     atomic_write_text(Path(path), yaml.safe_dump(config.to_dict(), sort_keys=False))
 

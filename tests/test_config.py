@@ -12,13 +12,22 @@ import yaml
 from shared.config import (
     ConfigError,
     ExperimentConfig,
+    Range,
     RuntimeConfig,
     TrainingConfig,
+    at_least,
+    fraction,
+    in_range,
     load_config,
     parse_override,
+    positive,
     save_config,
 )
-from shared.tasks.toy import ToyDataConfig, ToyModelConfig
+from shared.errors import UsageError
+from shared.task import get_task
+
+ToyDataConfig = get_task("toy").DataConfig
+ToyModelConfig = get_task("toy").ModelConfig
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "toy" / "tiny.yaml"
@@ -105,7 +114,12 @@ def test_unknown_top_level_key(tmp_path):
         ("training:\n  optimizer: rmsprop\n", "training.optimizer", "must be one of 'adam'"),
         ("runtime:\n  strategy: horovod\n", "runtime.strategy", "must be one of"),
         ("training: 3\n", "training", "expected a mapping"),
-        ("training:\n  epochs: 0\n", "training.epochs", "must be > 0"),
+        ("training:\n  epochs: 0\n", "training.epochs", "must be >= 1, got 0"),
+        ("training:\n  learning_rate: 0\n", "training.learning_rate", "must be > 0, got 0.0"),
+        ("training:\n  learning_rate: .nan\n", "training.learning_rate", "finite number, got nan"),
+        ("training:\n  clipnorm: -.inf\n", "training.clipnorm", "finite number, got -inf"),
+        ("model:\n  dropout: .inf\n", "model.dropout", "must be a finite number, got inf"),
+        ("seed: -1\n", "seed", "must be in [0, 4294967295], got -1"),
         ("data:\n  min_length: 9\n  max_length: 4\n", "data", "min_length <= max_length"),
     ],
 )
@@ -222,3 +236,143 @@ def test_exponent_floats_without_a_dot(tmp_path):
     config = load_config(path)
     assert config.training.learning_rate == 1e-4
     assert config.training.monitor == "1e-4"  # a str key keeps the string
+
+
+# --------------------------------------------------------------------------------------------
+# Declared ranges
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("rule", "inside", "outside", "text"),
+    [
+        (at_least(1), [1, 2, 10**9], [0, -1], ">= 1"),
+        (positive(), [1e-12, 3], [0, 0.0, -1e-12], "> 0"),
+        (fraction(), [0, 0.0, 0.5, 0.999], [1, 1.0, -0.001], "in [0, 1)"),
+        (in_range(0, 1, low_open=True), [1e-9, 1], [0, 1.0001], "in (0, 1]"),
+        (in_range(None, 5), [-(10**9), 5], [5.5], "<= 5"),
+    ],
+)
+def test_range_rules(rule, inside, outside, text):
+    (check,) = rule.values()
+    assert isinstance(check, Range)
+    assert check.describe() == text
+    assert all(check.contains(v) for v in inside)
+    assert not any(check.contains(v) for v in outside)
+
+
+@dataclasses.dataclass
+class RangedModel:
+    """A task section that declares ranges (what a suite's ModelConfig does)."""
+
+    units: int = dataclasses.field(default=16, metadata=at_least(1))
+    dropout: float = dataclasses.field(default=0.0, metadata=fraction())
+    widths: list[int] = dataclasses.field(default_factory=lambda: [4], metadata=at_least(1))
+    scale: float | None = dataclasses.field(default=None, metadata=positive())
+    offset: float = 0.0  # no rule: any finite float
+
+
+class RangedTask:
+    name = "ranged"
+    DataConfig = ToyDataConfig
+    ModelConfig = RangedModel
+
+
+def load_ranged(tmp_path: Path, model_yaml: str, overrides: list[str] | None = None):
+    path = write(tmp_path, "task: ranged\nseed: 1\nmodel:\n" + textwrap.indent(model_yaml, "  "))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("shared.task.get_task", lambda name: RangedTask)
+        return path, load_config(path, overrides=overrides)
+
+
+@pytest.mark.parametrize(
+    ("model_yaml", "key", "expected"),
+    [
+        ("dropout: 1.5\n", "model.dropout", "must be in [0, 1), got 1.5"),
+        ("dropout: -0.1\n", "model.dropout", "must be in [0, 1), got -0.1"),
+        ("units: 0\n", "model.units", "must be >= 1, got 0"),
+        ("widths: [3, 0]\n", "model.widths[1]", "must be >= 1, got 0"),
+        ("scale: 0\n", "model.scale", "must be > 0, got 0.0"),
+        ("offset: .nan\n", "model.offset", "must be a finite number, got nan"),
+    ],
+)
+def test_task_section_ranges_name_file_line_and_key(tmp_path, model_yaml, key, expected):
+    with pytest.raises(ConfigError) as err:
+        load_ranged(tmp_path, model_yaml)
+    path = tmp_path / "exp.yaml"
+    field_name = key.split(".")[-1].split("[")[0]
+    assert str(err.value) == f"{path}:{line_of(path, field_name + ':')}: {key}: {expected}"
+    assert isinstance(err.value, UsageError)  # the CLI's exit 2
+
+
+def test_task_section_values_inside_the_ranges_load(tmp_path):
+    _, config = load_ranged(tmp_path, "units: 1\ndropout: 0.0\nwidths: [1, 2]\nscale: null\n")
+    assert (config.model.units, config.model.dropout, config.model.widths) == (1, 0.0, [1, 2])
+    assert config.model.scale is None  # None passes any rule (an optional field)
+
+
+def test_task_section_range_violation_from_an_override(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_ranged(tmp_path, "units: 4\n", overrides=["model.dropout=1.5"])
+    assert str(err.value) == "--set model.dropout=1.5: model.dropout: must be in [0, 1), got 1.5"
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("seed=-1", "seed: must be in [0, 4294967295], got -1"),
+        ("seed=4294967296", "seed: must be in [0, 4294967295], got 4294967296"),
+        ("training.learning_rate=.nan", "training.learning_rate: must be a finite number, got nan"),
+        ("training.learning_rate=-1e-3", "training.learning_rate: must be > 0, got -0.001"),
+        ("training.learning_rate=.inf", "training.learning_rate: must be a finite number, got inf"),
+        ("training.epochs=0", "training.epochs: must be >= 1, got 0"),
+        ("training.global_batch_size=0", "training.global_batch_size: must be >= 1, got 0"),
+        ("training.steps_per_epoch=0", "training.steps_per_epoch: must be >= 1, got 0"),
+        ("training.validation_steps=-2", "training.validation_steps: must be >= 1, got -2"),
+        ("training.warmup_steps=-1", "training.warmup_steps: must be >= 0, got -1"),
+        ("training.decay_steps=0", "training.decay_steps: must be >= 1, got 0"),
+        ("training.decay_rate=0", "training.decay_rate: must be in (0, 1], got 0.0"),
+        ("training.decay_rate=1.5", "training.decay_rate: must be in (0, 1], got 1.5"),
+        ("training.min_lr_ratio=1.1", "training.min_lr_ratio: must be in [0, 1], got 1.1"),
+        ("training.weight_decay=-0.1", "training.weight_decay: must be >= 0, got -0.1"),
+        ("training.momentum=1", "training.momentum: must be in [0, 1), got 1.0"),
+        ("training.clipnorm=0", "training.clipnorm: must be > 0, got 0.0"),
+        ("training.global_clipnorm=-1", "training.global_clipnorm: must be > 0, got -1.0"),
+        ("training.early_stopping_patience=0", "training.early_stopping_patience: must be >= 1"),
+        ("training.backup_every_steps=0", "training.backup_every_steps: must be >= 1, got 0"),
+        ("runtime.task_index=-1", "runtime.task_index: must be >= 0, got -1"),
+        ("runtime.intra_op_threads=-1", "runtime.intra_op_threads: must be >= 0, got -1"),
+        ("runtime.inter_op_threads=-1", "runtime.inter_op_threads: must be >= 0, got -1"),
+        ("model.dropout=.nan", "model.dropout: must be a finite number, got nan"),
+    ],
+)
+def test_spine_ranges_via_overrides_name_the_override(override, expected):
+    with pytest.raises(ConfigError) as err:
+        load_config(TINY, overrides=[override])
+    assert str(err.value).startswith(f"--set {override}: {expected}")
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "seed=0",
+        "seed=4294967295",
+        "training.epochs=1",
+        "training.warmup_steps=0",
+        "training.decay_rate=1",
+        "training.min_lr_ratio=1",
+        "training.momentum=0.99",
+        "training.weight_decay=0",
+        "training.backup_every_steps=null",
+        "runtime.intra_op_threads=0",
+    ],
+)
+def test_spine_range_boundaries_are_accepted(override):
+    key, value = parse_override(override)
+    section, _, name = key.rpartition(".")
+    config = load_config(TINY, overrides=[override])
+    got = getattr(getattr(config, section) if section else config, name)
+    assert got == value
+
+
+def test_from_dict_checks_ranges_too():
+    with pytest.raises(ConfigError, match=r"^<dict>: seed: must be in \[0, 4294967295\], got -1"):
+        ExperimentConfig.from_dict({"task": "toy", "seed": -1})
