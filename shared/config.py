@@ -23,10 +23,15 @@ list field's rule applies to each item:
     dropout: float = field(default=0.0, metadata=fraction())  # 0 <= x < 1
     learning_rate: float = field(default=1e-3, metadata=positive())
 
+Composition: a file may start with `base: other.yaml` (a path relative to that file; the base may
+name its own base). The file's keys are deep-merged over the base's (mappings key by key, any
+other value replaces), `--set` overrides apply last, and every error still names the file and
+line where the offending key was written. A cycle of bases is an error naming the files.
+
 Paths: a relative `data.data_dir` written in a YAML file is resolved against the directory of
-that file; one given with `--data-dir` or `--set data.data_dir=...` is resolved against the
-current working directory (as a shell user expects). The saved `run_dir/config.yaml` holds the
-absolute path.
+that file (of the base, if the key comes from a base); one given with `--data-dir` or
+`--set data.data_dir=...` is resolved against the current working directory (as a shell user
+expects). The saved `run_dir/config.yaml` holds the absolute path.
 """
 
 from __future__ import annotations
@@ -255,7 +260,7 @@ def to_dict(obj: Any) -> Any:
 class _Where:
     """Maps dotted keys to "file:line" (from YAML node marks) or to a --set override."""
 
-    def __init__(self, source: str, lines: dict[str, int], overrides: dict[str, str]):
+    def __init__(self, source: str, lines: dict[str, str], overrides: dict[str, str]):
         self.source, self.lines, self.overrides = source, lines, overrides
 
     def __call__(self, key: str) -> str:
@@ -264,18 +269,19 @@ class _Where:
         probe = key
         while probe:
             if probe in self.lines:
-                return f"{self.source}:{self.lines[probe]}"
+                return self.lines[probe]
             probe = probe[: probe.rindex("[")] if probe.endswith("]") else probe.rpartition(".")[0]
         return self.source
 
 
-def _yaml_lines(node: yaml.Node | None, prefix: str = "") -> dict[str, int]:
-    lines: dict[str, int] = {}
+def _yaml_lines(node: yaml.Node | None, source: str, prefix: str = "") -> dict[str, str]:
+    """{dotted key: "file:line"} for every mapping key in the YAML tree `node`."""
+    lines: dict[str, str] = {}
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = f"{prefix}{key_node.value}"
-            lines[key] = key_node.start_mark.line + 1
-            lines.update(_yaml_lines(value_node, key + "."))
+            lines[key] = f"{source}:{key_node.start_mark.line + 1}"
+            lines.update(_yaml_lines(value_node, source, key + "."))
     return lines
 
 
@@ -396,7 +402,7 @@ def _build_experiment(
     raw: Any,
     task_cls: type | None,
     source: str,
-    lines: dict[str, int],
+    lines: dict[str, str],
     overrides: dict[str, str] | None = None,
 ) -> ExperimentConfig:
     where = _Where(source, lines, overrides or {})
@@ -503,34 +509,18 @@ def load_config(
     """Loads, overrides and validates an experiment config.
 
     Args:
-        path: the YAML file.
+        path: the YAML file; its `base:` key (if any) names a config, relative to this file,
+            whose keys this file's keys are deep-merged over (chains allowed).
         overrides: `"dotted.key=value"` strings (values parsed as YAML), applied in order.
         data_dir: sets `data.data_dir` (resolved against the working directory).
         task: the task name given on the command line; must match the file's `task:` if present.
 
     Raises:
-        ConfigError: the file is missing, not YAML, or fails validation.
+        ConfigError: a file is missing or not YAML, the bases form a cycle, or the merged
+            config fails validation.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read config file: {err.strerror}") from err
-    try:
-        node = yaml.compose(text)
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from err
-    raw = {} if raw is None else raw
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the config must be a mapping, got {type(raw).__name__}")
-    lines = _yaml_lines(node)
-
-    # A relative data_dir written in the file is relative to the file.
-    file_data = raw.get("data")
-    if isinstance(file_data, dict) and isinstance(file_data.get("data_dir"), str):
-        file_data["data_dir"] = _absolute(file_data["data_dir"], path.resolve().parent)
-
+    raw, lines = _read_layers(path, ())
     set_keys: dict[str, str] = {}
     for text_override in overrides or []:
         key, value = parse_override(text_override)
@@ -548,6 +538,60 @@ def load_config(
 
         task_cls = get_task(task)
     return _build_experiment(raw, task_cls, str(path), lines, set_keys)
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """One config file -> (its mapping, {dotted key: "file:line"})."""
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config file: {err.strerror}") from err
+    try:
+        node = yaml.compose(text)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the config must be a mapping, got {type(raw).__name__}")
+    # A relative data_dir written in a file is relative to that file.
+    file_data = raw.get("data")
+    if isinstance(file_data, dict) and isinstance(file_data.get("data_dir"), str):
+        file_data["data_dir"] = _absolute(file_data["data_dir"], path.resolve().parent)
+    return raw, _yaml_lines(node, str(path))
+
+
+def _read_layers(path: Path, chain: tuple[Path, ...]) -> tuple[dict[str, Any], dict[str, str]]:
+    """`path` merged over its `base:` chain -> (mapping, {dotted key: "file:line"})."""
+    resolved = path.resolve()
+    if resolved in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, resolved))
+        raise ConfigError(f"{path}: base: the configs form a cycle: {cycle}")
+    raw, lines = _read_yaml(path)
+    if "base" not in raw:
+        return raw, lines
+    base = raw.pop("base")
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(
+            f"{lines['base']}: base: expected the path of a config file, got {base!r}"
+        )
+    base_path = path.parent / os.path.expanduser(base)
+    if not base_path.is_file():
+        raise ConfigError(f"{lines['base']}: base: no such config file: {base_path}")
+    base_raw, base_lines = _read_layers(base_path, (*chain, resolved))
+    del lines["base"]
+    return _deep_merge(base_raw, raw), {**base_lines, **lines}
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over`'s keys over `base`'s; mappings merge key by key, any other value replaces."""
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _absolute(value: str, base: Path) -> str:

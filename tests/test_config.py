@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import textwrap
 from pathlib import Path
 
@@ -376,3 +377,107 @@ def test_spine_range_boundaries_are_accepted(override):
 def test_from_dict_checks_ranges_too():
     with pytest.raises(ConfigError, match=r"^<dict>: seed: must be in \[0, 4294967295\], got -1"):
         ExperimentConfig.from_dict({"task": "toy", "seed": -1})
+
+
+# --------------------------------------------------------------------------------------------
+# Composition: `base:`
+# --------------------------------------------------------------------------------------------
+def test_base_chain_deep_merges_and_overrides_apply_last(tmp_path):
+    (tmp_path / "bases").mkdir()
+    write(
+        tmp_path / "bases",
+        """\
+        task: toy
+        seed: 3
+        training:
+          epochs: 4
+          optimizer: sgd
+          momentum: 0.5
+        model:
+          units: 12
+        runtime:
+          devices: [a, b]
+        """,
+        "root.yaml",
+    )
+    write(tmp_path / "bases", "base: root.yaml\ntraining:\n  epochs: 6\n", "middle.yaml")
+    leaf = write(
+        tmp_path,
+        "base: bases/middle.yaml\ntraining:\n  momentum: 0.9\nruntime:\n  devices: [c]\n",
+        "leaf.yaml",
+    )
+    config = load_config(leaf, overrides=["training.epochs=8"])
+    assert config.seed == 3  # root only
+    assert config.model.units == 12  # root only, a nested key kept by the merge
+    assert config.training.optimizer == "sgd"  # root, beside keys set further down
+    assert config.training.momentum == 0.9  # leaf over root
+    assert config.runtime.devices == ["c"]  # a list replaces, it does not merge
+    assert config.training.epochs == 8  # --set over middle over root
+    assert load_config(leaf).training.epochs == 6  # middle over root
+    flat = write(
+        tmp_path,
+        """\
+        task: toy
+        seed: 3
+        training: {epochs: 6, optimizer: sgd, momentum: 0.9}
+        model: {units: 12}
+        runtime: {devices: [c]}
+        """,
+        "flat.yaml",
+    )
+    assert load_config(leaf) == load_config(flat)
+
+
+def test_errors_name_the_file_and_line_where_the_key_was_written(tmp_path):
+    base = write(tmp_path, "task: toy\ntraining:\n  epochs: 2\n  learning_rate: -1\n", "base.yaml")
+    child = write(tmp_path, "base: base.yaml\n\ntraining:\n  epochs: 0\n", "child.yaml")
+    with pytest.raises(ConfigError) as err:
+        load_config(child)
+    assert (
+        str(err.value)
+        == f"{child}:{line_of(child, 'epochs')}: training.epochs: must be >= 1, got 0"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(child, overrides=["training.epochs=1"])
+    where = f"{base}:{line_of(base, 'learning_rate')}"
+    assert str(err.value) == f"{where}: training.learning_rate: must be > 0, got -1.0"
+    typo = write(tmp_path, "base: base.yaml\nmodel:\n  unitz: 3\n", "typo.yaml")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(typo))}:3: unknown key 'model.unitz'"):
+        load_config(typo)
+
+
+def test_data_dir_of_a_base_is_relative_to_the_base(tmp_path):
+    (tmp_path / "common").mkdir()
+    write(tmp_path / "common", "task: toy\ndata:\n  data_dir: data\n", "base.yaml")
+    child = write(tmp_path, "base: common/base.yaml\n", "child.yaml")
+    assert load_config(child).data.data_dir == str((tmp_path / "common" / "data").resolve())
+    mine = write(tmp_path, "base: common/base.yaml\ndata:\n  data_dir: mine\n", "mine.yaml")
+    assert load_config(mine).data.data_dir == str((tmp_path / "mine").resolve())
+
+
+def test_base_cycle_names_the_files(tmp_path):
+    a = write(tmp_path, "base: b.yaml\ntask: toy\n", "a.yaml")
+    b = write(tmp_path, "base: a.yaml\n", "b.yaml")
+    with pytest.raises(ConfigError, match="cycle") as err:
+        load_config(a)
+    assert f"{a.resolve()} -> {b.resolve()} -> {a.resolve()}" in str(err.value)
+    selfish = write(tmp_path, "base: self.yaml\n", "self.yaml")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(selfish)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("base: missing.yaml\ntask: toy\n", "base: no such config file"),
+        ("base: [a.yaml]\ntask: toy\n", "base: expected the path of a config file"),
+        ("base: broken.yaml\n", "broken.yaml: not valid YAML"),
+    ],
+)
+def test_bad_base_is_reported_at_its_line(tmp_path, text, expected):
+    write(tmp_path, "task: [toy\n", "broken.yaml")
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=re.escape(expected)) as err:
+        load_config(path)
+    if "broken" not in text:
+        assert str(err.value).startswith(f"{path}:1: ")
