@@ -39,6 +39,8 @@ uses their closed-form derivatives. Other activations use the generic cell loop.
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import tensorflow as tf
 
 _PARALLEL_ITERATIONS = 32  # lets the TensorArray writes of step t overlap step t+1
@@ -222,6 +224,202 @@ def _rows_t_matmul(a, b):
     )
 
 
+class _Inputs(NamedTuple):
+    """The tensors of one call (gradients are stopped: `grad` below is the gradient)."""
+
+    x: tf.Tensor  # (T, B, I)
+    kernel: tf.Tensor  # (I, 4u)
+    recurrent_kernel: tf.Tensor  # (u, 4u)
+    bias: tf.Tensor | None  # (4u,)
+    peep: tf.Tensor | None  # (3, u)
+    mask: tf.Tensor | None  # (T, B, 1)
+    rec_mask: tf.Tensor | None  # (B, u)
+
+
+class _Chunks:
+    """How a (T, ...) sequence is cut into chunks and how chunks enter and leave the loops.
+
+    With `fixed_shape` (XLA loops) every chunk enters its loop zero-padded to `size` rows, so
+    that one compilation serves every length, and the loop's outputs are cut back to the real
+    number of steps.
+    """
+
+    def __init__(self, total, size: int, fixed_shape: bool):
+        self.total, self.size, self.fixed_shape = total, size, fixed_shape
+        self.count = (total + size - 1) // size
+
+    def rows(self, a, k):
+        """Chunk k of a (T, ...) tensor: (steps_k, ...)."""
+        return a[k * self.size : tf.minimum(self.total, (k + 1) * self.size)]
+
+    def loop_in(self, a):
+        return _pad_rows(a, self.size) if self.fixed_shape else a
+
+    def loop_out(self, a, steps):
+        return a[:steps] if self.fixed_shape else a
+
+    def lists(self, dtype, *shape):
+        """One TensorArray entry per chunk (infer_shape=False: the last chunk may be shorter)."""
+        return tf.TensorArray(dtype, self.count, infer_shape=False, element_shape=shape)
+
+
+class _Stored(NamedTuple):
+    """What the forward pass keeps per chunk for the backward pass (lists or plain tensors)."""
+
+    acts: Any  # gate activations [i, f, g, o] (steps, B, 4u)
+    c: Any  # cell states after each step (steps, B, u)
+    h: Any  # hidden states after each step (steps, B, u)
+    h_in: Any  # hidden state entering the chunk (B, u)
+    c_in: Any  # cell state entering the chunk (B, u)
+
+
+def _gates_shape(state: tf.TensorShape) -> tf.TensorShape:
+    """(B, u) -> (B, 4u), with unknown dimensions kept unknown."""
+    units = state[-1]
+    return state[:-1].concatenate([None if units is None else 4 * units])
+
+
+def _forward_chunks(inp: _Inputs, h0, c0, chunks: _Chunks, loop) -> tuple:
+    """The outer forward loop: per chunk the input-projection GEMM, then the recurrent `loop`.
+
+    Returns (h_T, c_T, _Stored of TensorArrays with one entry per chunk).
+    """
+
+    def fwd_chunk(k, h, c, *stored):
+        x_k = chunks.rows(inp.x, k)
+        steps = tf.shape(x_k)[0]
+        zx = _flat_matmul(x_k, inp.kernel)
+        if inp.bias is not None:
+            zx = zx + inp.bias
+        mk = None if inp.mask is None else chunks.loop_in(chunks.rows(inp.mask, k))
+        a_k, c_k, h_k, h_new, c_new = loop(
+            chunks.loop_in(zx), h, c, inp.recurrent_kernel, inp.peep, mk, inp.rec_mask, steps
+        )
+        # A compiled function traced earlier for a less specific shape may serve this call.
+        h_new.set_shape(h.shape)
+        c_new.set_shape(c.shape)
+        new = _Stored(*(chunks.loop_out(a, steps) for a in (a_k, c_k, h_k)), h, c)
+        return (k + 1, h_new, c_new, *(ta.write(k, v) for ta, v in zip(stored, new)))
+
+    state, dtype = h0.shape, inp.x.dtype
+    empty = _Stored(
+        acts=chunks.lists(dtype, None, *_gates_shape(state)),
+        c=chunks.lists(dtype, None, *state),
+        h=chunks.lists(dtype, None, *state),
+        h_in=chunks.lists(dtype, *state),
+        c_in=chunks.lists(dtype, *state),
+    )
+    _, h_last, c_last, *stored = tf.while_loop(
+        lambda k, *_: k < chunks.count,
+        fwd_chunk,
+        (tf.constant(0), h0, c0, *empty),
+        parallel_iterations=2,
+    )
+    return h_last, c_last, _Stored(*stored)
+
+
+def _stored_reader(lists: _Stored, chunks: _Chunks, exportable: bool) -> tuple:
+    """(h_seq (T, B, u), read(k) -> _Stored of chunk k's tensors).
+
+    `exportable` turns the lists into plain tensors first: a SavedModel cannot keep a gradient
+    function that captures loop-carried list handles.
+    """
+    h_seq = lists.h.concat()
+    if not exportable:
+        return h_seq, lambda k: _Stored(*(ta.read(k) for ta in lists))
+    full = _Stored(
+        lists.acts.concat(), lists.c.concat(), h_seq, lists.h_in.stack(), lists.c_in.stack()
+    )
+
+    def read(k):
+        return _Stored(
+            chunks.rows(full.acts, k),
+            chunks.rows(full.c, k),
+            chunks.rows(h_seq, k),
+            full.h_in[k],
+            full.c_in[k],
+        )
+
+    return h_seq, read
+
+
+def _chunk_weight_grads(acc: dict, inp: _Inputs, x_k, dz, saved: _Stored) -> dict:
+    """Adds one chunk's weight gradients to `acc`: large GEMMs and reductions over (steps, B)."""
+    acc = dict(acc)
+    h_prev = tf.concat([saved.h_in[None], saved.h[:-1]], axis=0)
+    if inp.rec_mask is not None:
+        h_prev = h_prev * inp.rec_mask
+    acc["dU"] = acc["dU"] + _rows_t_matmul(h_prev, dz)
+    acc["dW"] = acc["dW"] + _rows_t_matmul(x_k, dz)
+    if inp.bias is not None:
+        acc["db"] = acc["db"] + tf.reduce_sum(dz, axis=[0, 1])
+    if inp.peep is not None:
+        c_prev = tf.concat([saved.c_in[None], saved.c[:-1]], axis=0)
+        dz_i, dz_f, _, dz_o = tf.split(dz, 4, axis=-1)
+        acc["dp"] = acc["dp"] + tf.stack(
+            [
+                tf.reduce_sum(dz_i * c_prev, axis=[0, 1]),
+                tf.reduce_sum(dz_f * c_prev, axis=[0, 1]),
+                tf.reduce_sum(dz_o * saved.c, axis=[0, 1]),
+            ]
+        )
+    return acc
+
+
+def _backward_chunks(inp: _Inputs, chunks: _Chunks, read, dh_seq, dh_last, dc_last, loop):
+    """The outer backward loop, last chunk first: the reverse `loop`, then the chunk's GEMMs.
+
+    Returns (dx (T, B, I), dh0, dc0, dict of the weight gradients dW, dU[, db][, dp]).
+    """
+    acc = {"dW": tf.zeros_like(inp.kernel), "dU": tf.zeros_like(inp.recurrent_kernel)}
+    if inp.bias is not None:
+        acc["db"] = tf.zeros_like(inp.bias)
+    if inp.peep is not None:
+        acc["dp"] = tf.zeros_like(inp.peep)
+    keys = list(acc)
+    u_t = tf.transpose(inp.recurrent_kernel)
+
+    def bwd_chunk(k, dh_carry, dc_carry, dx_l, *acc_values):
+        saved = read(k)
+        steps = tf.shape(saved.acts)[0]
+        mk = None if inp.mask is None else chunks.loop_in(chunks.rows(inp.mask, k))
+        dz, dh_carry, dc_carry = loop(
+            chunks.loop_in(saved.acts),
+            saved.c_in,
+            chunks.loop_in(saved.c),
+            inp.peep,
+            mk,
+            inp.rec_mask,
+            u_t,
+            chunks.loop_in(chunks.rows(dh_seq, k)),
+            dh_carry,
+            dc_carry,
+            steps,
+        )
+        dz = chunks.loop_out(dz, steps)
+        dh_carry.set_shape(dh_last.shape)
+        dc_carry.set_shape(dc_last.shape)
+        x_k = chunks.rows(inp.x, k)
+        new_acc = _chunk_weight_grads(dict(zip(keys, acc_values)), inp, x_k, dz, saved)
+        dx_l = dx_l.write(k, _flat_matmul(dz, inp.kernel, transpose_b=True))
+        return (k - 1, dh_carry, dc_carry, dx_l, *(new_acc[key] for key in keys))
+
+    out = tf.while_loop(
+        lambda k, *_: k >= 0,
+        bwd_chunk,
+        (
+            chunks.count - 1,
+            dh_last,
+            dc_last,
+            chunks.lists(inp.x.dtype, None, *inp.x.shape[1:]),
+            *acc.values(),
+        ),
+        parallel_iterations=2,
+    )
+    _, dh0, dc0, dx_l = out[:4]
+    return dx_l.concat(), dh0, dc0, dict(zip(keys, out[4:]))
+
+
 def fused_peephole_lstm(
     x,
     kernel,
@@ -260,7 +458,7 @@ def fused_peephole_lstm(
     chunk = CHUNK if chunk is None else int(chunk)
     extras = {"bias": bias, "peep": peep, "mask": mask, "rec_mask": rec_mask}
     names = [k for k, v in extras.items() if v is not None]
-    forward = _forward_xla if jit_compile else _forward
+    forward_loop = _forward_xla if jit_compile else _forward
     backward_loop = _backward_loop_per_step_xla if jit_compile else _backward_loop_precomputed
 
     @tf.custom_gradient
@@ -269,155 +467,24 @@ def fused_peephole_lstm(
         # mode it would otherwise keep every intermediate alive, and differentiate XLA calls).
         x, kernel, h0, c0, u_kernel = (tf.stop_gradient(t) for t in (x, kernel, h0, c0, u_kernel))
         opt = dict(zip(names, (tf.stop_gradient(t) for t in extra)))
-        b, p, mt, rm = (opt.get(k) for k in ("bias", "peep", "mask", "rec_mask"))
-        total = tf.shape(x)[0]
-        n = (total + chunk - 1) // chunk
-
-        def rows(a, k):
-            """Chunk k of a (T, ...) tensor: (steps_k, ...)."""
-            return a[k * chunk : tf.minimum(total, (k + 1) * chunk)]
-
-        def lists(*shape):
-            # infer_shape=False: in eager mode the last chunk may be shorter.
-            return tf.TensorArray(
-                x.dtype, n, infer_shape=False, element_shape=tf.TensorShape(shape)
-            )
-
-        def loop_in(a):
-            """XLA loops take fixed (chunk, ...) shapes: one compilation for every length."""
-            return _pad_rows(a, chunk) if jit_compile else a
-
-        def loop_out(a, steps):
-            return a[:steps] if jit_compile else a
-
-        state = h0.shape  # (B, u)
-        acts = state[:-1].concatenate([None if state[-1] is None else 4 * state[-1]])
-
-        def fwd_chunk(k, h, c, h_in, c_in, a_l, c_l, h_l):
-            x_k = rows(x, k)
-            steps = tf.shape(x_k)[0]
-            zx = _flat_matmul(x_k, kernel)
-            if b is not None:
-                zx = zx + b
-            mk = None if mt is None else loop_in(rows(mt, k))
-            a_k, c_k, h_k, h_new, c_new = forward(loop_in(zx), h, c, u_kernel, p, mk, rm, steps)
-            # A compiled function traced earlier for a less specific shape may serve this call.
-            h_new.set_shape(h.shape)
-            c_new.set_shape(c.shape)
-            return (
-                k + 1,
-                h_new,
-                c_new,
-                h_in.write(k, h),
-                c_in.write(k, c),
-                a_l.write(k, loop_out(a_k, steps)),
-                c_l.write(k, loop_out(c_k, steps)),
-                h_l.write(k, loop_out(h_k, steps)),
-            )
-
-        _, h_last, c_last, h_in, c_in, a_l, c_l, h_l = tf.while_loop(
-            lambda k, *_: k < n,
-            fwd_chunk,
-            (
-                tf.constant(0),
-                h0,
-                c0,
-                lists(*state),
-                lists(*state),
-                lists(None, *acts),
-                lists(None, *state),
-                lists(None, *state),
-            ),
-            parallel_iterations=2,
-        )
-        h_seq = h_l.concat()
-        if exportable:
-            # Plain tensors, not the lists: a SavedModel cannot keep the gradient function's
-            # captures of loop-carried list handles.
-            a_seq, c_seq, h_in, c_in = a_l.concat(), c_l.concat(), h_in.stack(), c_in.stack()
-
-        def saved(k):
-            """Chunk k's stored (acts, c, h, h entering, c entering)."""
-            if exportable:
-                return rows(a_seq, k), rows(c_seq, k), rows(h_seq, k), h_in[k], c_in[k]
-            return a_l.read(k), c_l.read(k), h_l.read(k), h_in.read(k), c_in.read(k)
+        inp = _Inputs(x, kernel, u_kernel, *(opt.get(k) for k in extras))
+        chunks = _Chunks(tf.shape(x)[0], chunk, fixed_shape=jit_compile)
+        h_last, c_last, lists = _forward_chunks(inp, h0, c0, chunks, forward_loop)
+        h_seq, read = _stored_reader(lists, chunks, exportable)
 
         def grad(dh_seq, dh_last, dc_last, variables=None):
             # Outputs nobody used arrive as None.
             dh_seq = tf.zeros_like(h_seq) if dh_seq is None else dh_seq
             dh_last = tf.zeros_like(h0) if dh_last is None else dh_last
             dc_last = tf.zeros_like(c0) if dc_last is None else dc_last
-            u_t = tf.transpose(u_kernel)
-            zeros = {
-                "dW": tf.zeros_like(kernel),
-                "dU": tf.zeros_like(u_kernel),
-                "db": None if b is None else tf.zeros_like(b),
-                "dp": None if p is None else tf.zeros_like(p),
-            }
-            acc_keys = [k for k, v in zeros.items() if v is not None]
-
-            def bwd_chunk(k, dh_carry, dc_carry, dx_l, *acc):
-                acc = dict(zip(acc_keys, acc))
-                a_k, c_k, h_k, h_k_in, c_k_in = saved(k)
-                steps = tf.shape(a_k)[0]
-                mk = None if mt is None else loop_in(rows(mt, k))
-                dz, dh_carry, dc_carry = backward_loop(
-                    loop_in(a_k),
-                    c_k_in,
-                    loop_in(c_k),
-                    p,
-                    mk,
-                    rm,
-                    u_t,
-                    loop_in(rows(dh_seq, k)),
-                    dh_carry,
-                    dc_carry,
-                    steps,
-                )
-                dz = loop_out(dz, steps)
-                dh_carry.set_shape(dh_last.shape)
-                dc_carry.set_shape(dc_last.shape)
-                # The chunk's weight gradients: large GEMMs, off the loop's critical path.
-                hp = tf.concat([h_k_in[None], h_k[:-1]], axis=0)
-                if rm is not None:
-                    hp = hp * rm
-                acc["dU"] = acc["dU"] + _rows_t_matmul(hp, dz)
-                acc["dW"] = acc["dW"] + _rows_t_matmul(rows(x, k), dz)
-                if b is not None:
-                    acc["db"] = acc["db"] + tf.reduce_sum(dz, axis=[0, 1])
-                if p is not None:
-                    c_prev = tf.concat([c_k_in[None], c_k[:-1]], axis=0)
-                    dz_i, dz_f, _, dz_o = tf.split(dz, 4, axis=-1)
-                    acc["dp"] = acc["dp"] + tf.stack(
-                        [
-                            tf.reduce_sum(dz_i * c_prev, axis=[0, 1]),
-                            tf.reduce_sum(dz_f * c_prev, axis=[0, 1]),
-                            tf.reduce_sum(dz_o * c_k, axis=[0, 1]),
-                        ]
-                    )
-                dx_l = dx_l.write(k, _flat_matmul(dz, kernel, transpose_b=True))
-                return (k - 1, dh_carry, dc_carry, dx_l, *(acc[key] for key in acc_keys))
-
-            out = tf.while_loop(
-                lambda k, *_: k >= 0,
-                bwd_chunk,
-                (
-                    n - 1,
-                    dh_last,
-                    dc_last,
-                    lists(None, *x.shape[1:]),
-                    *(zeros[key] for key in acc_keys),
-                ),
-                parallel_iterations=2,
+            dx, dh0, dc0, acc = _backward_chunks(
+                inp, chunks, read, dh_seq, dh_last, dc_last, backward_loop
             )
-            _, dh0, dc0, dx_l = out[:4]
-            acc = dict(zip(acc_keys, out[4:]))
-            dx = dx_l.concat()
             d_extra = {
                 "bias": acc.get("db"),
                 "peep": acc.get("dp"),
-                "mask": None if mt is None else tf.zeros_like(mt),
-                "rec_mask": None if rm is None else tf.zeros_like(rm),
+                "mask": None if mask is None else tf.zeros_like(inp.mask),
+                "rec_mask": None if rec_mask is None else tf.zeros_like(inp.rec_mask),
             }
             return (dx, acc["dW"], dh0, dc0, acc["dU"], *(d_extra[k] for k in names))
 
