@@ -1,4 +1,5 @@
-"""`lstm-suite`: one command line for every task (train, evaluate, export, predict, demo).
+"""`lstm-suite`: one command line for every task (train, evaluate, export, predict, bench-export,
+demo, keys). The tasks are the installed `lstm_suite.tasks` entry points (`shared/task.py`).
 
 Per-task scripts (`python -m suites.<task>.train ...`) call `run_task_script`, i.e. the same code.
 Errors print one line (`lstm-suite: error: ...`); `--debug` shows the traceback and TF's logs.
@@ -7,9 +8,14 @@ Errors print one line (`lstm-suite: error: ...`); `--debug` shows the traceback 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
+
+from shared.errors import UsageError
+from shared.log import configure as configure_logging
+from shared.log import get_logger, quiet_tensorflow
+
+log = get_logger(__name__)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -34,8 +40,8 @@ distribution:
   start the same command on every worker.
 
 exit codes:
-  0 success, 1 failure (e.g. the loss became NaN), 2 bad usage or configuration,
-  130 interrupted.
+  0 success, 1 failure (e.g. the loss became NaN, an input predict could not use),
+  2 bad usage, configuration or data location, 130 interrupted.
 """
 
 
@@ -48,9 +54,15 @@ def _common(debug_only: bool = False, top: bool = False) -> argparse.ArgumentPar
         default=False if top else argparse.SUPPRESS,
         help="show tracebacks and TensorFlow's own log messages",
     )
+    parent.add_argument(
+        "--quiet",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="no progress output; warnings and errors only",
+    )
     if debug_only:
         return parent
-    parent.add_argument("task", help="task name, e.g. toy, sentiment, translation, speech")
+    parent.add_argument("task", help="task name: " + ", ".join(_task_names()))
     parent.add_argument(
         "--run-dir",
         type=Path,
@@ -60,12 +72,29 @@ def _common(debug_only: bool = False, top: bool = False) -> argparse.ArgumentPar
     return parent
 
 
+def _task_names() -> list[str]:
+    from shared.task import available_tasks
+
+    return available_tasks()
+
+
 def _checkpoint_arg(parser: argparse.ArgumentParser, verb: str) -> None:
     parser.add_argument(
         "--checkpoint",
         choices=["best", "last"],
         default="best",
         help=f"checkpoint to {verb} (default: best)",
+    )
+
+
+def _export_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--export",
+        "--export-dir",
+        dest="export_dir",
+        type=Path,
+        metavar="DIR",
+        help="SavedModel to use (default: the newest export of --run-dir)",
     )
 
 
@@ -162,14 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
         help="run an export on inputs; one output line per input",
     )
-    p.add_argument(
-        "--export",
-        "--export-dir",
-        dest="export_dir",
-        type=Path,
-        metavar="DIR",
-        help="SavedModel to use (default: the newest export of --run-dir)",
-    )
+    _export_arg(p)
+    p.add_argument("--signature", default="serving_default", help="signature to use")
     p.add_argument(
         "inputs",
         nargs="*",
@@ -191,6 +214,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser(
+        "bench-export",
+        parents=[_common()],
+        formatter_class=fmt,
+        help="time an export on real inputs: items/s per batch size (speech: real-time factor)",
+    )
+    _export_arg(p)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="inputs, as for predict")
+    p.add_argument(
+        "--batch-size",
+        dest="batch_sizes",
+        type=int,
+        action="append",
+        metavar="N",
+        help="batch size to time (repeatable; default 1 and 32)",
+    )
+    p.add_argument("--signature", default="serving_default", help="signature to time")
+    p.add_argument("--repeats", type=int, default=3, help="timed passes (the median is shown)")
+
+    p = sub.add_parser(
         "demo",
         parents=[_common(debug_only=True)],
         formatter_class=fmt,
@@ -199,8 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--task",
         action="append",
-        choices=["sentiment", "translation", "speech", "toy"],
-        help="run only this task's demo (repeatable; default: sentiment, translation and speech)",
+        help="run only this task's demo (repeatable; default: every task's default demo)",
     )
     p.add_argument(
         "--run-dir",
@@ -208,7 +249,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where the demo runs and exports go (default: runs/demo)",
     )
-    p.add_argument("--quiet", action="store_true", help="no per-epoch progress output")
 
     p = sub.add_parser(
         "keys",
@@ -226,25 +266,76 @@ def _run_dir(args: argparse.Namespace) -> Path:
         return args.run_dir
     if getattr(args, "config", None) is not None:
         return Path("runs") / args.task / args.config.stem
-    raise _UsageError("--run-dir is required when --config is not given")
+    raise UsageError("--run-dir is required when --config is not given")
 
 
-class _UsageError(Exception):
-    pass
-
-
-def _load(args: argparse.Namespace, run_dir: Path | None = None):
+def _load(args: argparse.Namespace, run_dir: Path):
     from shared.config import load_config
 
     path = args.config
     if path is None:
-        path = (run_dir or _run_dir(args)) / "config.yaml"
+        path = run_dir / "config.yaml"
         if not path.exists():
-            raise _UsageError(f"{path} not found: pass --config or a --run-dir of a trained run")
-    return load_config(path, overrides=args.overrides, data_dir=args.data_dir, task=args.task)
+            raise UsageError(f"{path} not found: pass --config or a --run-dir of a trained run")
+    overrides = list(args.overrides) + (["training.progress=none"] if args.quiet else [])
+    return load_config(path, overrides=overrides, data_dir=args.data_dir, task=args.task)
+
+
+def _inputs(args: argparse.Namespace) -> list[str]:
+    inputs = list(args.inputs) + list(getattr(args, "input", []))
+    if getattr(args, "input_file", None) is not None:
+        if str(args.input_file) == "-":
+            lines = sys.stdin.read().splitlines()
+        else:
+            try:
+                lines = args.input_file.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as err:
+                raise UsageError(f"--input-file {args.input_file}: {err}") from err
+        inputs += [line for line in lines if line.strip()]
+    if not inputs:
+        raise UsageError("no inputs: give INPUT arguments, --input TEXT or --input-file FILE")
+    return inputs
+
+
+def _predict(task_cls: type, args: argparse.Namespace) -> int:
+    from shared import serving
+
+    export_dir = args.export_dir or serving.latest_export(_run_dir(args))
+    result = serving.predict(task_cls, export_dir, _inputs(args), args.signature)
+    for line in result.lines:
+        print(line)
+    for message in result.errors:
+        print(f"lstm-suite: error: {message}", file=sys.stderr)
+    return EXIT_FAILURE if result.errors else EXIT_OK
+
+
+def _bench_export(task_cls: type, args: argparse.Namespace) -> int:
+    from shared import serving
+
+    export_dir = args.export_dir or serving.latest_export(_run_dir(args))
+    rows = serving.bench_export(
+        task_cls,
+        export_dir,
+        _inputs(args),
+        tuple(args.batch_sizes or (1, 32)),
+        args.signature,
+        args.repeats,
+    )
+    print(f"{export_dir} ({args.signature}, median of {args.repeats} passes)")
+    for row in rows:
+        rtf = row.get("real_time_factor")
+        rtf = f"  real-time factor {rtf:.4f}" if rtf is not None else ""
+        print(
+            f"batch {row['batch_size']:>3}: {row['items_per_second']:9.1f} items/s "
+            f"over {row['items']} inputs{rtf}"
+        )
+    return EXIT_OK
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    import json
+
+    from shared import runs
     from shared.task import get_task
     from shared.training import loop
 
@@ -255,47 +346,37 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "keys":
         from shared.config_reference import task_table
 
-        try:
-            print(task_table(args.task))
-        except ValueError as err:
-            raise _UsageError(str(err)) from err
+        print(task_table(args.task))
         return EXIT_OK
-    try:
-        task_cls = get_task(args.task)
-    except ValueError as err:
-        raise _UsageError(str(err)) from err
+    task_cls = get_task(args.task)
     if args.command == "predict":
-        export_dir = args.export_dir or loop.latest_export(_run_dir(args))
-        inputs = list(args.inputs) + list(args.input)
-        if args.input_file is not None:
-            if str(args.input_file) == "-":
-                lines = sys.stdin.read().splitlines()
-            else:
-                lines = args.input_file.read_text().splitlines()
-            inputs += [line for line in lines if line.strip()]
-        if not inputs:
-            raise _UsageError("no inputs: give --input TEXT or --input-file FILE")
-        for line in loop.predict(task_cls, export_dir, inputs):
-            print(line)
-        return EXIT_OK
-
+        return _predict(task_cls, args)
+    if args.command == "bench-export":
+        return _bench_export(task_cls, args)
     run_dir = _run_dir(args)
     config = _load(args, run_dir)
     if args.command == "train":
         result = loop.train(task_cls, config, run_dir, overwrite=args.overwrite)
-        loop.log(
-            f"done: {result.epochs_completed} epochs; checkpoints in {run_dir / 'checkpoints'}"
+        log.info(
+            "done: %d epochs; checkpoints in %s", result.epochs_completed, run_dir / "checkpoints"
         )
     elif args.command == "evaluate":
-        import json
-
         splits = tuple(args.split or ("validation", "test"))
-        results = loop.evaluate(task_cls, config, run_dir, splits, args.checkpoint)
+        results = runs.evaluate(task_cls, config, run_dir, splits, args.checkpoint)
         print(json.dumps(results, indent=2, sort_keys=True))
     elif args.command == "export":
-        out = loop.export(task_cls, config, run_dir, args.out, args.checkpoint)
-        print(out)
+        print(runs.export(task_cls, config, run_dir, args.out, args.checkpoint))
     return EXIT_OK
+
+
+def _error_kind(err: Exception) -> str:
+    from shared.training.callbacks import TrainingDivergedError
+
+    if isinstance(err, UsageError):
+        return "error"
+    if isinstance(err, TrainingDivergedError):
+        return "training stopped"
+    return type(err).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -303,13 +384,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     if not args.debug:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        quiet_tensorflow()
+    configure_logging(quiet=args.quiet, debug=args.debug)
     try:
-        from shared.config import ConfigError
-        from shared.training.callbacks import TrainingDivergedError
-        from shared.training.loop import RunDirError
-        from shared.training.strategy import StrategyError
-
         return _dispatch(args)
     except KeyboardInterrupt:
         if args.debug:
@@ -319,17 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # one clear line unless --debug
         if args.debug:
             raise
-        usage = (_UsageError, ConfigError)
-        kind = (
-            "error"
-            if isinstance(err, usage + (RunDirError, StrategyError))
-            else (
-                "training stopped" if isinstance(err, TrainingDivergedError) else type(err).__name__
-            )
-        )
         message = " ".join(str(err).split()) or repr(err)
-        print(f"lstm-suite: {kind}: {message} (--debug for details)", file=sys.stderr)
-        return EXIT_USAGE if isinstance(err, usage) else EXIT_FAILURE
+        print(f"lstm-suite: {_error_kind(err)}: {message} (--debug for details)", file=sys.stderr)
+        return EXIT_USAGE if isinstance(err, UsageError) else EXIT_FAILURE
 
 
 def run_task_script(task_name: str, command: str = "train", argv: list[str] | None = None):

@@ -1,72 +1,131 @@
-"""The contract between the training spine (`shared/`) and a task package (`suites/<task>/`).
+"""The contract between the spine (`shared/`) and a task package (`suites/<task>/`).
 
-A task supplies data, a model, metrics, evaluation and export; the spine supplies configuration,
-distribution, the training loop, checkpoints, resumption and the CLI. A task package registers its
-`Task` subclass in `suites/<task>/task.py` with `@register_task`; the CLI imports
-`suites.<name>.task` on demand, so adding a task never touches the spine.
+A task supplies data, a model, its evaluation and its serving module; the spine supplies
+configuration, distribution, the training loop, checkpoints, resumption, the evaluation files,
+the export writer, `predict`, `bench-export`, the demo and the CLI. Task packages are found
+through the `lstm_suite.tasks` entry points (`pyproject.toml`), so adding a task never touches
+the spine: write `suites/<task>/` with the same six files as the others and add one entry point.
 
-Run directory layout (created by the spine, used by tasks):
+Every suite has the same files with the same jobs:
 
-    run_dir/config.yaml        the resolved config
-    run_dir/artifacts/         task-made files: tokenizer models, vocabularies, feature statistics
-    run_dir/checkpoints/       best.keras (by the monitored metric) and last.keras
-    run_dir/backup/            BackupAndRestore state for resuming a killed run
-    run_dir/logs/              TensorBoard
-    run_dir/history.csv        one row per epoch
-    run_dir/metrics.json       evaluation results, one key per split
-    run_dir/eval/              hypotheses, confusion matrices, plots written by `evaluate`
-    run_dir/exports/           SavedModels
+    config.py    DataConfig and ModelConfig (dataclasses; every key commented)
+    data.py      readers of the supported formats and the tf.data pipelines
+    model.py     the Keras model (layers registered serializable)
+    serving.py   the export's `ServingModule` (raw inputs in, answers out, all in the graph)
+    task.py      the `Task` subclass: this contract and nothing else
+    train.py     `python -m suites.<task>.train` == `lstm-suite train <task>`
+
+Run directory layout (created by the spine):
+
+    config.yaml            the resolved config
+    artifacts/             task-made files: tokenizer models, vocabularies, feature statistics
+    checkpoints/           best.keras (by the monitored metric) and last.keras
+    backup/                resumption state
+    logs/, history.csv     TensorBoard and one CSV row per epoch
+    metrics.json           evaluation results, one key per split
+    eval/<split>/          metrics.json, predictions.tsv and the task's plots
+    exports/               SavedModels
 """
 
 from __future__ import annotations
 
 import abc
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import keras
+    import numpy as np
     import tensorflow as tf
 
+    from shared.serving import LoadedExport, ServingModule
+
+ENTRY_POINTS = "lstm_suite.tasks"
 _REGISTRY: dict[str, type[Task]] = {}
 
 
 def register_task(cls: type[Task]) -> type[Task]:
-    """Class decorator: makes a task available to the CLI under `cls.name`."""
+    """Class decorator: makes a task available under `cls.name` (also without an entry point)."""
     if not getattr(cls, "name", None):
         raise ValueError(f"{cls.__qualname__} must set a class attribute `name`")
     _REGISTRY[cls.name] = cls
     return cls
 
 
+def _entry_points() -> dict[str, Any]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINTS)}
+
+
 def available_tasks() -> list[str]:
-    """Names of the tasks shipped in `suites/` and `shared/tasks/` (plus any registered)."""
-    import pkgutil
-
-    import shared.tasks
-    import suites
-
-    names = set(_REGISTRY)
-    for package in (suites, shared.tasks):
-        names.update(m.name for m in pkgutil.iter_modules(package.__path__) if m.name != "__init__")
-    return sorted(names)
+    """Names of the installed tasks (entry points) and of any task registered in this process."""
+    return sorted(set(_REGISTRY) | set(_entry_points()))
 
 
 def get_task(name: str) -> type[Task]:
-    """Returns the task class registered as `name`, importing `suites.<name>.task` if needed."""
-    import importlib
+    """The task class called `name`, loading its entry point if needed.
+
+    Raises:
+        UsageError: no such task.
+    """
+    from shared.errors import UsageError
 
     if name not in _REGISTRY:
-        for module in (f"suites.{name}.task", f"shared.tasks.{name}"):
-            try:
-                importlib.import_module(module)
-                break
-            except ModuleNotFoundError as err:
-                if err.name not in (module, module.rsplit(".", 1)[0]):
-                    raise
+        point = _entry_points().get(name)
+        if point is not None:
+            register_task(point.load())
     if name not in _REGISTRY:
-        raise ValueError(f"unknown task {name!r} (known: {', '.join(available_tasks())})")
+        raise UsageError(f"unknown task {name!r} (known: {', '.join(available_tasks())})")
     return _REGISTRY[name]
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """What `Task.evaluate` returns; the spine writes it to `run_dir/eval/<split>/`.
+
+    Attributes:
+        metrics: the figures (`metrics.json` of the split and of the run).
+        ids: one identifier per example (a file name, an utterance id, a line number).
+        references: the expected answer per example, as text.
+        hypotheses: decoder name -> the answer per example (one column each in
+            `predictions.tsv`; a task with one decoder uses one name, e.g. "predicted").
+        columns: further per-example columns (e.g. "speaker", "probability").
+        details: further JSON-serialisable results stored under "details" in the split's
+            `metrics.json` (e.g. a confusion matrix, sacreBLEU signatures).
+        plots: file name -> function writing that file (e.g. "confusion.png").
+    """
+
+    metrics: dict[str, float]
+    ids: list[str] = dataclasses.field(default_factory=list)
+    references: list[str] = dataclasses.field(default_factory=list)
+    hypotheses: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    columns: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+    plots: dict[str, Callable[[Path], None]] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Demo:
+    """What `lstm-suite demo` runs for a task, and what it asks the export.
+
+    Attributes:
+        config: the demo config, relative to the repository's `configs/` folder.
+        metric: key of `Evaluation.metrics` shown in the demo table.
+        label: how the table names that metric.
+        inputs: (task instance, scratch folder) -> inputs for `predict`.
+        default: run by `lstm-suite demo` without `--task`.
+        order: position in the demo's table (ascending).
+    """
+
+    config: str
+    metric: str
+    label: str
+    inputs: Callable[[Task, Path], list[str]]
+    default: bool = True
+    order: int = 0
 
 
 class Task(abc.ABC):
@@ -81,6 +140,7 @@ class Task(abc.ABC):
     name: ClassVar[str]
     DataConfig: ClassVar[type]
     ModelConfig: ClassVar[type]
+    demo: ClassVar[Demo | None] = None
 
     def __init__(self, config: Any, run_dir: str | Path):
         self.config = config
@@ -91,9 +151,8 @@ class Task(abc.ABC):
     def prepare(self) -> None:  # noqa: B027 - optional hook, deliberately not abstract
         """Builds artifacts from the training data into `artifacts_dir` (idempotent).
 
-        E.g. trains a SentencePiece model, computes feature statistics, caches features.
-        Called once before `build_model` in train/evaluate/export; must skip work already done.
-        The default does nothing.
+        E.g. trains a SentencePiece model, computes feature statistics. Called before
+        `build_model` in train, evaluate and export; must skip work already done.
         """
 
     @abc.abstractmethod
@@ -107,7 +166,11 @@ class Task(abc.ABC):
     # -- model ------------------------------------------------------------------------------
     @abc.abstractmethod
     def build_model(self) -> keras.Model:
-        """Returns an uncompiled Keras model (built inside the strategy scope by the spine)."""
+        """Returns an uncompiled Keras model (built inside the strategy scope by the spine).
+
+        Every custom layer, loss and metric must be registered serializable, so checkpoints load
+        with `keras.saving.load_model` alone once the task's modules are imported.
+        """
 
     def loss(self) -> Any:
         """The loss given to `compile` (None when the model adds its own, e.g. CTC)."""
@@ -117,23 +180,40 @@ class Task(abc.ABC):
         """Metrics given to `compile`."""
         return []
 
-    def custom_objects(self) -> dict[str, Any]:
-        """Extra objects needed to load a saved `.keras` model of this task."""
-        return {}
-
     # -- after training ---------------------------------------------------------------------
     @abc.abstractmethod
-    def evaluate(self, model: keras.Model, split: str) -> dict[str, float]:
-        """Scores `model` on `split` ("validation", "test"); may write files to run_dir/eval."""
+    def evaluate(self, model: keras.Model, split: str) -> Evaluation:
+        """Scores `model` on `split` ("validation", "test"); the spine writes the files."""
 
     @abc.abstractmethod
-    def export(self, model: keras.Model, out_dir: Path) -> None:
-        """Writes a SavedModel with a `serving_default` signature on raw inputs to `out_dir`.
+    def serving_module(self, model: keras.Model) -> ServingModule:
+        """The export: a `shared.serving.ServingModule` with `serving_default` on raw inputs."""
 
-        The spine passes a temporary directory and renames it into place once this returns.
+    # -- using an export (class methods: they need the export only) ------------------------
+    @classmethod
+    def parse_input(cls, text: str, export: LoadedExport) -> Any:
+        """One command-line input -> one item of a request (default: the text itself).
+
+        Raises:
+            InputError: the input cannot be used (e.g. an unreadable audio file).
         """
+        return text
+
+    @classmethod
+    def request(cls, items: list[Any], export: LoadedExport) -> dict[str, Any]:
+        """Items -> the keyword arguments of the signature (default: `text` strings)."""
+        import tensorflow as tf
+
+        return {"text": tf.constant(items, tf.string)}
 
     @classmethod
     @abc.abstractmethod
-    def predict(cls, export_dir: Path, inputs: list[str]) -> list[str]:
-        """Loads the export with `tf.saved_model.load` alone; one printable line per input."""
+    def format_outputs(
+        cls, inputs: list[str], outputs: dict[str, np.ndarray], export: LoadedExport
+    ) -> list[str]:
+        """The signature's outputs -> one printable line per input."""
+
+    @classmethod
+    def item_seconds(cls, item: Any, export: LoadedExport) -> float | None:
+        """Seconds of audio in an item (for a real-time factor); None for text tasks."""
+        return None

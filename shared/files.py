@@ -1,13 +1,12 @@
-"""Atomic file/directory writes and SavedModel asset helpers.
+"""Atomic writes: nothing the project writes is ever half-written.
 
-Nothing the spine writes is ever half-written: files go to a temporary sibling and are moved into
+Files go to a temporary sibling and are moved into
 place with `os.replace` (atomic on POSIX within one filesystem); directories (SavedModels) are
 built in a temporary sibling directory and renamed once complete.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import json
 import os
@@ -83,28 +82,3 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-def write_asset(module: Any, name: str, lines: list[str]) -> Any:
-    """Writes `lines` to a text file and tracks it as a SavedModel asset of `module`.
-
-    Call before `tf.saved_model.save(module, export_dir)`: the file is written into a temporary
-    folder (removed at exit) and `tf.saved_model.save` copies it to `export_dir/assets/<name>`,
-    so the loaded model
-    finds it wherever the export is moved. Returns the `tf.saved_model.Asset` (its `asset_path`
-    is a string tensor usable in the graph, e.g. by `tf.lookup.TextFileInitializer`).
-
-    Args:
-        module: the `tf.Module` being exported; the asset is stored as `module.<name stem>_asset`.
-        name: file name inside `assets/`, e.g. "labels.txt".
-        lines: file content, one item per line.
-    """
-    import tensorflow as tf
-
-    staging = Path(tempfile.mkdtemp(prefix="lstm_suite_asset_"))
-    atexit.register(shutil.rmtree, staging, True)
-    source = staging / name
-    source.write_text("".join(f"{line}\n" for line in lines))
-    asset = tf.saved_model.Asset(str(source))
-    setattr(module, f"{Path(name).stem}_asset", asset)
-    return asset

@@ -1,0 +1,109 @@
+"""Using a trained run directory: load its checkpoint, evaluate it, export it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from shared.errors import UsageError
+from shared.files import atomic_write_json, atomic_write_text
+from shared.log import get_logger
+
+log = get_logger(__name__)
+
+
+def load_checkpoint(run_dir: str | Path, which: str = "best") -> Any:
+    """Loads `run_dir/checkpoints/<which>.keras` (best falls back to last).
+
+    The task's modules must be imported (they register its layers as serializable).
+    """
+    import keras
+
+    path = Path(run_dir) / "checkpoints" / f"{which}.keras"
+    if which == "best" and not path.exists():
+        path = path.with_name("last.keras")
+    if not path.exists():
+        raise UsageError(f"no checkpoint {path}: train first (lstm-suite train ...)")
+    return keras.saving.load_model(path)
+
+
+def _task(task_cls: type, config: Any, run_dir: Path):
+    from shared.training.loop import seed_everything
+
+    seed_everything(config)
+    task = task_cls(config, run_dir)
+    task.prepare()
+    return task
+
+
+def predictions_tsv(result: Any) -> str:
+    """The rows of an `Evaluation`: id, reference, extra columns, one column per decoder."""
+    header = ["id", "reference", *result.columns, *result.hypotheses]
+    columns = [result.ids, result.references, *result.columns.values(), *result.hypotheses.values()]
+    if any(len(c) != len(result.ids) for c in columns):
+        raise ValueError("every column of an Evaluation needs one entry per id")
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(header)
+    writer.writerows(zip(*columns, strict=True))
+    return out.getvalue()
+
+
+def write_evaluation(run_dir: str | Path, split: str, result: Any) -> dict[str, float]:
+    """Writes `eval/<split>/` (metrics.json, predictions.tsv, plots); returns the metrics."""
+    folder = Path(run_dir) / "eval" / split
+    folder.mkdir(parents=True, exist_ok=True)
+    metrics = {k: float(v) for k, v in result.metrics.items()}
+    atomic_write_json(folder / "metrics.json", {**metrics, "details": result.details})
+    if result.ids:
+        atomic_write_text(folder / "predictions.tsv", predictions_tsv(result))
+    for name, write in result.plots.items():
+        write(folder / name)
+    return metrics
+
+
+def evaluate(
+    task_cls: type,
+    config: Any,
+    run_dir: str | Path,
+    splits: tuple[str, ...] = ("validation",),
+    checkpoint: str = "best",
+) -> dict[str, dict[str, float]]:
+    """Scores a checkpoint on `splits`; writes `eval/<split>/` and merges `metrics.json`."""
+    run_dir = Path(run_dir)
+    task = _task(task_cls, config, run_dir)
+    model = load_checkpoint(run_dir, checkpoint)
+    metrics_file = run_dir / "metrics.json"
+    results = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+    for split in splits:
+        results[split] = write_evaluation(run_dir, split, task.evaluate(model, split))
+        log.info("%s %s: %s", task_cls.name, split, _summary(results[split]))
+    atomic_write_json(metrics_file, results)
+    return {split: results[split] for split in splits}
+
+
+def _summary(metrics: dict[str, float], limit: int = 6) -> str:
+    shown = [f"{k} {v:.4g}" for k, v in list(metrics.items())[:limit]]
+    return ", ".join(shown) + (", ..." if len(metrics) > limit else "")
+
+
+def export(
+    task_cls: type,
+    config: Any,
+    run_dir: str | Path,
+    out_dir: str | Path | None = None,
+    checkpoint: str = "best",
+) -> Path:
+    """Exports a checkpoint as a SavedModel (default `run_dir/exports/<UTC time>`)."""
+    from shared.serving import write_export
+
+    run_dir = Path(run_dir)
+    task = _task(task_cls, config, run_dir)
+    model = load_checkpoint(run_dir, checkpoint)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    out = Path(out_dir) if out_dir else run_dir / "exports" / stamp
+    return write_export(task.serving_module(model), out, task_cls.name)

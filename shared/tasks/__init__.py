@@ -1,1 +1,0 @@
-"""Tasks that live inside the spine (only the toy task that proves it); see `shared.task`."""
