@@ -13,12 +13,16 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from launcher import CrashAtStep, SimulatedCrashError
 
 from shared.config import load_config
-from shared.export import atomic_directory, atomic_path, atomic_write_json, save_model_atomic
-from shared.tasks.toy import ToyTask
+from shared.errors import RunDirError
+from shared.files import atomic_directory, atomic_path, atomic_write_json, save_model_atomic
+from shared.task import get_task
 from shared.training import loop
 from shared.training.callbacks import read_backup
+
+ToyTask = get_task("toy")
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "toy" / "tiny.yaml"
@@ -35,16 +39,19 @@ FAST = [
 TIMEOUT = 120
 
 
-def run_cli(args: list[str], env_extra: dict | None = None) -> subprocess.CompletedProcess:
-    """Runs `python -m shared.cli ARGS` with a hard timeout; kills the whole process group."""
-    env = {
-        **os.environ,
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "CUDA_VISIBLE_DEVICES": "",
-        **(env_extra or {}),
-    }
+def run_cli(args: list[str], kill_at_step: int | None = None) -> subprocess.CompletedProcess:
+    """Runs `python -m shared.cli ARGS` with a hard timeout; kills the whole process group.
+
+    `kill_at_step`: run through tests/launcher.py, which SIGKILLs the run after that global step.
+    """
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    if kill_at_step is None:
+        command = [sys.executable, "-m", "shared.cli", *args]
+    else:
+        launcher = str(Path(__file__).with_name("launcher.py"))
+        command = [sys.executable, launcher, "--kill-at-step", str(kill_at_step), *args]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", *args],
+        command,
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -83,7 +90,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     assert ok.returncode == 0, ok.stderr[-3000:]
 
     # SIGKILL after global step 13 = epoch 2 (0-based 1), step 5; last backup: epoch 2, step 3.
-    killed = run_cli([*args, "--run-dir", str(broken)], {loop.KILL_ENV: "13"})
+    killed = run_cli([*args, "--run-dir", str(broken)], kill_at_step=13)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     record = read_backup(broken / "backup")
     assert (record["epoch"], record["step"], record["finished"]) == (1, 3, False)
@@ -191,30 +198,33 @@ def test_outputs_of_a_run(tmp_path):
         last_val, rel=1e-5
     )
 
-    scores = loop.evaluate(FlatToy, config, run, ("validation",))
+    # the run's checkpoint through the spine's evaluation and serving
+    from shared import runs, serving
+
+    scores = runs.evaluate(FlatToy, config, run, ("validation",))
     assert json.loads((run / "metrics.json").read_text()) == scores
     predicted = np.argmax(best.predict(val, verbose=0), axis=-1)
     labels = np.concatenate([y.numpy() for _, y in val])
     assert scores["validation"]["accuracy"] == pytest.approx(float(np.mean(predicted == labels)))
 
-    export_dir = loop.export(FlatToy, config, run)
+    export_dir = runs.export(FlatToy, config, run)
     assert (export_dir / "saved_model.pb").exists()
-    assert (export_dir / "assets" / "labels.txt").read_text().split() == ["no", "yes"]
-    assert loop.latest_export(run) == export_dir
-    lines = loop.predict(FlatToy, export_dir, ["10101010", "11110000"])
+    assert serving.latest_export(run) == export_dir
+    answer = serving.predict(FlatToy, export_dir, ["10101010", "11110000"])
     tokens = np.array([[2, 1, 2, 1, 2, 1, 2, 1], [2, 2, 2, 2, 1, 1, 1, 1]])
     expected = np.argmax(best(tokens), axis=-1)
-    assert [line.split("\t")[1] for line in lines] == [["no", "yes"][i] for i in expected]
+    assert answer.errors == []
+    assert [line.split("\t")[1] for line in answer.lines] == [["no", "yes"][i] for i in expected]
 
 
 def test_existing_run_dir_is_never_silently_overwritten(tmp_path):
     run = tmp_path / "run"
     config = fast_config("training.epochs=1")
     loop.train(FlatToy, config, run)
-    with pytest.raises(loop.RunDirError, match="already holds a finished run"):
+    with pytest.raises(RunDirError, match="already holds a finished run"):
         loop.train(FlatToy, config, run)
     other = fast_config("training.epochs=1", "model.units=4")
-    with pytest.raises(loop.RunDirError, match=r"different config \(model.units differ\)"):
+    with pytest.raises(RunDirError, match=r"different config \(model.units differ\)"):
         loop.train(FlatToy, other, run)
     assert load_config(run / "config.yaml") == config  # untouched
     loop.train(FlatToy, other, run, overwrite=True)
@@ -223,9 +233,9 @@ def test_existing_run_dir_is_never_silently_overwritten(tmp_path):
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
-    with pytest.raises(loop.RunDirError, match="not a run directory"):
+    with pytest.raises(RunDirError, match="not a run directory"):
         loop.train(FlatToy, config, foreign)
-    with pytest.raises(loop.RunDirError, match="refusing to delete"):
+    with pytest.raises(RunDirError, match="refusing to delete"):
         loop.train(FlatToy, config, foreign, overwrite=True)
     assert (foreign / "notes.txt").read_text() == "keep me"
 
@@ -235,7 +245,7 @@ def test_unfinished_run_without_backup_restarts_and_runtime_may_change(tmp_path)
     config = fast_config("training.epochs=1")
     run.mkdir()
     (run / "config.yaml").write_text((TINY.parent / "tiny.yaml").read_text())  # another config
-    with pytest.raises(loop.RunDirError, match="different config"):
+    with pytest.raises(RunDirError, match="different config"):
         loop.train(FlatToy, config, run)
     from shared.config import save_config
 
@@ -349,3 +359,24 @@ def test_val_monitor_without_validation_set_fails_before_training(tmp_path):
     assert not (tmp_path / "run" / "checkpoints" / "last.keras").exists()
     result = loop.train(NoValidation, fast_config("training.monitor=loss"), tmp_path / "run2")
     assert result.epochs_completed == 2 and "val_loss" not in result.history
+
+
+def test_crash_in_process_then_resume_matches_uninterrupted_run(tmp_path):
+    config = fast_config("training.epochs=3", "training.backup_every_steps=3")
+    whole = loop.train(FlatToy, config, tmp_path / "whole")
+    broken = tmp_path / "broken"
+    # 8 steps per epoch: a crash after global step 13 = epoch 2 (0-based 1), step 5
+    with pytest.raises(SimulatedCrashError):
+        loop.train(FlatToy, config, broken, callbacks=[CrashAtStep(13)])
+    record = read_backup(broken / "backup")
+    assert (record["epoch"], record["step"], record["finished"]) == (1, 3, False)
+    resumed = loop.train(FlatToy, config, broken)
+    assert (resumed.initial_epoch, resumed.initial_step) == (1, 3)
+    assert resumed.epochs_completed == whole.epochs_completed == 3
+    for a, b in zip(
+        weights(tmp_path / "whole" / "checkpoints" / "last.keras"),
+        weights(broken / "checkpoints" / "last.keras"),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
+    assert resumed.history["val_loss"] == whole.history["val_loss"][1:]

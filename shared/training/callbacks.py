@@ -16,7 +16,7 @@ from typing import Any
 
 import keras
 
-from shared.export import atomic_write_json, save_model_atomic, save_weights_atomic
+from shared.files import atomic_write_json, save_model_atomic, save_weights_atomic
 
 _MAX_WORDS = ("acc", "auc", "bleu", "chrf", "f1", "precision", "recall", "iou")
 STATE_FILE = "state.json"
@@ -214,25 +214,6 @@ class ResumableBackup(keras.callbacks.Callback):
         )
         for old in self.backup_dir.glob("state-*.weights.h5"):
             old.unlink(missing_ok=True)
-
-
-class KillAtStep(keras.callbacks.Callback):
-    """Fault injection for tests: SIGKILLs this process after global training step `step`.
-
-    Enabled by the environment variable LSTM_SUITE_KILL_AT_STEP (see `shared.training.loop`);
-    a real `kill -9` at a reproducible moment, without any chance to clean up.
-    """
-
-    def __init__(self, step: int):
-        super().__init__()
-        self.step = step
-
-    def on_train_batch_end(self, batch, logs=None):
-        import os
-        import signal
-
-        if int(self.model.optimizer.iterations.numpy()) >= self.step:
-            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def read_backup(backup_dir: Path) -> dict[str, Any] | None:

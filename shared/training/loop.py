@@ -25,29 +25,29 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import os
 import shutil
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from shared.config import ExperimentConfig, diff_configs, save_config
-from shared.export import atomic_directory, atomic_write_json
+from shared.errors import RunDirError
+from shared.files import atomic_directory, atomic_write_json
+from shared.log import get_logger
 from shared.training import callbacks as cbs
 
+__all__ = ["RunDirError", "TrainResult", "prepare_run_dir", "train"]
+
 IGNORED_ON_RESUME = ("runtime", "training.progress", "training.tensorboard")
-KILL_ENV = "LSTM_SUITE_KILL_AT_STEP"  # tests: SIGKILL after this global step (fault injection)
-
-
-class RunDirError(RuntimeError):
-    """The run directory cannot be used as asked."""
+_log = get_logger(__name__)
 
 
 def log(message: str) -> None:
-    """One line on stderr, prefixed so it stands out from Keras' output."""
-    print(f"[lstm-suite] {message}", file=sys.stderr, flush=True)
+    """Logs `message` at INFO through the project logger (kept for older callers)."""
+    _log.info(message)
 
 
 @dataclasses.dataclass
@@ -99,7 +99,7 @@ def prepare_run_dir(
                 f"{run_dir} is not a run directory (no config.yaml); refusing "
                 "to delete it with --overwrite"
             )
-        log(f"--overwrite: deleting the previous run in {work_dir}")
+        _log.info(f"--overwrite: deleting the previous run in {work_dir}")
         for child in work_dir.iterdir():
             if is_chief and child.name == "workers":
                 continue
@@ -200,9 +200,21 @@ def _build(model, dataset) -> None:
 # Entry points
 # --------------------------------------------------------------------------------------------
 def train(
-    task_cls: type, config: ExperimentConfig, run_dir: str | Path, overwrite: bool = False
+    task_cls: type,
+    config: ExperimentConfig,
+    run_dir: str | Path,
+    overwrite: bool = False,
+    callbacks: Sequence[Any] = (),
 ) -> TrainResult:
     """Trains `task_cls` with `config` in `run_dir` (creating, resuming or refusing it).
+
+    Args:
+        task_cls: the task class.
+        config: the resolved experiment config.
+        run_dir: the run directory (module docstring).
+        overwrite: replace a previous run in `run_dir`.
+        callbacks: further Keras callbacks, called after the loop's own (checkpoints, backup)
+            in every `fit` of the run.
 
     Raises:
         RunDirError: the run directory holds something else (module docstring).
@@ -255,7 +267,7 @@ def train(
     if start_step >= steps_per_epoch:
         start_epoch, start_step = start_epoch + 1, 0
     if record:
-        log(
+        _log.info(
             f"resuming {run_dir} from epoch {start_epoch + 1}, step {start_step} "
             f"(backup {record.get('weights') or 'none: restarting'})"
         )
@@ -263,6 +275,7 @@ def train(
     state = cbs.FitState(epoch=start_epoch, step=start_step)
     checkpoints = cbs.ModelCheckpoints(work_dir / "checkpoints", t.monitor, t.monitor_mode, state)
     stateful: dict[str, Any] = {"checkpoints": checkpoints}
+    extra_callbacks = list(callbacks)
     callbacks: list[keras.callbacks.Callback] = [cbs.NanGuard(state), checkpoints]
     if t.early_stopping_patience:
         early = cbs.ResumableEarlyStopping(
@@ -278,7 +291,9 @@ def train(
             keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=record is not None)
         )
         if t.tensorboard and importlib.util.find_spec("tensorboard") is None:
-            log("tensorboard is not installed: no TensorBoard logs (pip install tensorboard)")
+            _log.warning(
+                "tensorboard is not installed: no TensorBoard logs (pip install tensorboard)"
+            )
         elif t.tensorboard:
             callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs")))
     backup = cbs.ResumableBackup(
@@ -290,8 +305,7 @@ def train(
     )
     backup.steps_per_epoch = steps_per_epoch
     callbacks.append(backup)
-    if os.environ.get(KILL_ENV):
-        callbacks.append(cbs.KillAtStep(int(os.environ[KILL_ENV])))
+    callbacks.extend(extra_callbacks)
     if record:
         for key, cb in stateful.items():
             if key in record.get("callbacks", {}):
@@ -355,7 +369,7 @@ def train(
     epochs_done = state.epoch + 1 if phases else t.epochs
     backup.mark_finished(epochs_done)
     if stopped_early:
-        log(
+        _log.info(
             f"early stopping after epoch {epochs_done}: {t.monitor} did not improve for "
             f"{t.early_stopping_patience} epochs"
         )
