@@ -29,8 +29,8 @@ DEV = [
 ]
 TEST = ["1 a moving , wonderfully acted portrait of a marriage in crisis ."]
 TRAIN = ["1 a joyous ride .", "0 a dull , lifeless exercise ."]
-# (snippet in rt-polarity style, fate: True = overlaps evaluation text, "dup" = duplicate of a
-# training/earlier text, False = kept) - positives, then negatives
+# (snippet in rt-polarity style, fate: True = overlaps evaluation text, False = kept; repeats of
+# training or earlier extra texts are kept too) - positives, then negatives
 POSITIVE = [
     ("it's a charming (and often hilarious) film about friendship . ", True),  # = dev, retokenised
     ("a moving , wonderfully acted portrait of a marriage in crisis . see it . ", True),  # has test
@@ -38,7 +38,7 @@ POSITIVE = [
     ("a charming film about nothing in particular . ", False),  # shares words only
     ("not bad . not bad at all , in fact it's great . ", False),  # one-word dev "bad ." inside
     ("surely a fine filmmaker's best work . ", False),  # "a fine film" not as whole words
-    ("A joyous ride. ", "dup"),  # a training sentence
+    ("A joyous ride. ", False),  # a training sentence: kept (repeats count twice)
 ]
 NEGATIVE = [
     ('clumsy . the movie doesn\'t have a single " fresh " idea in its head . ', True),  # has dev
@@ -46,7 +46,7 @@ NEGATIVE = [
     ("badly written and worse acted . ", False),  # "bad" only as part of a word
     ("the movie doesn't have a single fresh moment . ", False),  # overlapping prefix only
     ("harming and often hilarious", False),  # inside a dev sentence, but not as whole words
-    ("badly written and worse acted .", "dup"),  # repeats an extra text
+    ("badly written and worse acted .", False),  # repeats an extra text: kept
 ]
 
 
@@ -89,7 +89,7 @@ def test_key_undoes_both_tokenisations():
 def test_filter_drops_exactly_the_overlapping_snippets(files):
     splits = load_splits(_config(files), seed=0)
     merged, stats = extra.add_extra_train(
-        splits, ["rt_polarity:../rt-polarity"], str(files), drop_train_duplicates=True
+        splits, ["rt_polarity:../rt-polarity"], str(files)
     )
     # read_polarity_pair lists negatives first, each file in order
     expected = [(s, 0) for s, drop in NEGATIVE if not drop] + [
@@ -105,7 +105,6 @@ def test_filter_drops_exactly_the_overlapping_snippets(files):
             "entry": "rt_polarity:../rt-polarity",
             "read": len(fates),
             "dropped_overlapping_evaluation": fates.count(True),
-            "dropped_duplicates": fates.count("dup"),
             "kept": fates.count(False),
             "protected_sentences": len(DEV) + len(TEST),
         }
@@ -163,7 +162,6 @@ def test_task_trains_on_the_filtered_union_and_records_counts(files, tmp_path):
             "data.validation_file=dev",
             "data.test_file=test",
             "data.vocab_size=60",
-            "data.extra_drop_train_duplicates=true",
         ],
     )
     task = get_task("sentiment")(config, tmp_path / "run")

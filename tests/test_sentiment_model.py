@@ -88,31 +88,13 @@ def test_classifier_round_trips_through_keras_file(tmp_path):
         ({"pooling": "mean"}, "pooling"),
         ({"lstm_units": []}, "lstm_units"),
         ({"dropout": 1.0}, "dropout"),
-        ({"word_dropout": -0.1}, "word_dropout"),
+        ({"lstm_dropout": -0.1}, "lstm_dropout"),
         ({"num_classes": 1}, "num_classes"),
     ],
 )
 def test_classifier_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         build_classifier(**{"vocab_size": 10, "num_classes": 2, **kwargs})
-
-
-def test_word_dropout_drops_whole_tokens_and_is_off_at_inference():
-    keras.utils.set_random_seed(3)
-    model = build_classifier(50, 2, embedding_dim=16, lstm_units=[4], word_dropout=0.5)
-    layer = model.get_layer("word_dropout")
-    x = np.ones((64, 20, 16), "float32")
-    y = np.asarray(layer(x, training=True))
-    # Each token's vector is all 0 or all 2 (= 1 / (1 - 0.5)): whole words are dropped.
-    assert np.all((y == 0).all(-1) | (y == 2).all(-1))
-    assert 0.4 < (y[..., 0] == 0).mean() < 0.6
-    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
-
-
-def test_zero_head_starts_every_prediction_at_the_uniform_distribution():
-    model = build_classifier(50, 3, embedding_dim=8, lstm_units=[4], head_initializer="zeros")
-    ids = np.array([[5, 9, 2, 0], [7, 0, 0, 0]], np.int32)
-    np.testing.assert_allclose(np.asarray(model(ids)), np.full((2, 3), 1 / 3), rtol=1e-6)
 
 
 def test_ptb_normalisation_maps_raw_text_to_sst_style_and_is_idempotent():

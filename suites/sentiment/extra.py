@@ -11,9 +11,7 @@ The extra examples must use the training data's label names. Unless `data.extra_
 is false, every extra text that equals, contains or is contained in a validation or test
 sentence is dropped first (`overlap.OverlapFilter`, short sentences matched exactly), so the
 validation figure stays honest when the extra data and the evaluation data share a source (SST-2
-dev sentences are rt-polarity snippets). With `data.extra_drop_train_duplicates`, extra texts
-equal to a training text (same key) are dropped too (off by default: on SST-2 + rt-polarity,
-keeping the 5644 duplicates measured better, see the README). The extra examples are appended
+dev sentences are rt-polarity snippets). The extra examples are appended
 to the training split; the counts read/dropped/kept per entry are returned (the task logs them and
 writes them to `artifacts/extra_train.json`).
 """
@@ -25,7 +23,7 @@ from pathlib import Path
 
 from shared.data.sources import parse_format_entry
 from suites.sentiment import data as readers
-from suites.sentiment.overlap import OverlapFilter, overlap_key
+from suites.sentiment.overlap import OverlapFilter
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +71,6 @@ def add_extra_train(
     data_dir: str | None = None,
     overlap_filter: bool = True,
     min_words: int = 3,
-    drop_train_duplicates: bool = False,
     **read_options,
 ) -> tuple[dict[str, readers.LabeledTexts], list[dict]]:
     """Returns `splits` with the filtered extra examples appended to "train", and per-entry counts.
@@ -84,9 +81,6 @@ def add_extra_train(
         data_dir: base folder of relative paths.
         overlap_filter: drop extra texts overlapping a validation/test sentence.
         min_words: see `OverlapFilter`.
-        drop_train_duplicates: also drop extra texts equal (same `overlap_key`) to a training
-            text or an earlier extra text (SST-2 train sentences are rt-polarity snippets:
-            keeping both doubles their weight and the epoch time).
         **read_options: `text_column`, `label_column`, `delimiter`, `encoding_fallback`.
     """
     if not entries:
@@ -95,41 +89,29 @@ def add_extra_train(
     protected = [t for name in ("validation", "test") if name in splits for t in splits[name].texts]
     check = OverlapFilter(protected, min_words) if overlap_filter else None
     texts, labels = list(train.texts), list(train.labels)
-    seen = {overlap_key(t) for t in texts} if drop_train_duplicates else set()
     stats = []
     for entry in entries:
         fmt, path = parse_entry(entry, data_dir)
         extra = read_entry(fmt, path, train.label_names, **read_options)
         kept = check.keep(extra.texts) if check else list(range(len(extra)))
-        clean = len(kept)
-        if drop_train_duplicates:
-            unique = []
-            for i in kept:
-                key = overlap_key(extra.texts[i])
-                if key not in seen:
-                    seen.add(key)
-                    unique.append(i)
-            kept = unique
         texts.extend(extra.texts[i] for i in kept)
         labels.extend(extra.labels[i] for i in kept)
         stats.append(
             {
                 "entry": entry,
                 "read": len(extra),
-                "dropped_overlapping_evaluation": len(extra) - clean,
-                "dropped_duplicates": clean - len(kept),
+                "dropped_overlapping_evaluation": len(extra) - len(kept),
                 "kept": len(kept),
                 "protected_sentences": len(protected) if check else 0,
             }
         )
         logger.warning(
             "data.extra_train %s: %d read, %d dropped (overlap with %d validation/test "
-            "sentences), %d dropped (duplicates of training texts), %d added",
+            "sentences), %d added",
             entry,
             len(extra),
-            len(extra) - clean,
+            len(extra) - len(kept),
             len(protected) if check else 0,
-            clean - len(kept),
             len(kept),
         )
     return {**splits, "train": readers.LabeledTexts(texts, labels, train.label_names)}, stats

@@ -25,12 +25,10 @@ def build_classifier(
     pooling: Pooling = "max",
     attention_units: int = 64,
     embedding_dropout: float = 0.0,
-    word_dropout: float = 0.0,
     lstm_dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
     dropout: float = 0.5,
     use_peepholes: bool = True,
-    head_initializer: str = "glorot_uniform",
     name: str = "sentiment_classifier",
 ) -> keras.Model:
     """Builds the (uncompiled) classifier.
@@ -44,17 +42,10 @@ def build_classifier(
             time) or "attention" (additive attention pooling).
         attention_units: hidden width of the attention scorer.
         embedding_dropout: dropout rate on the embedded tokens (each unit independently).
-        word_dropout: rate at which whole tokens are dropped in training (their embedding
-            vectors zeroed, the rest scaled by 1 / (1 - rate)); the sentence-level model must
-            then not rely on any single word.
         lstm_dropout: input dropout rate inside each LSTM.
         recurrent_dropout: recurrent-state dropout rate inside each LSTM.
         dropout: dropout rate before the output layer.
         use_peepholes: peephole connections in the LSTM cells.
-        head_initializer: kernel initializer of the output layer; "zeros" starts every
-            prediction at the softmax of the bias (uniform), so with a pre-trained encoder the
-            first updates train the head instead of back-propagating a random head's errors
-            into the encoder.
         name: model name.
 
     Returns:
@@ -70,7 +61,6 @@ def build_classifier(
         raise ValueError(f"pooling must be 'last', 'max' or 'attention', got {pooling!r}")
     for arg, rate in (
         ("embedding_dropout", embedding_dropout),
-        ("word_dropout", word_dropout),
         ("lstm_dropout", lstm_dropout),
         ("recurrent_dropout", recurrent_dropout),
         ("dropout", dropout),
@@ -80,9 +70,6 @@ def build_classifier(
 
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")
     x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(ids)
-    if word_dropout:
-        # One draw per token, shared across its embedding units: the whole word is dropped.
-        x = keras.layers.Dropout(word_dropout, noise_shape=(None, None, 1), name="word_dropout")(x)
     if embedding_dropout:
         x = keras.layers.Dropout(embedding_dropout, name="embedding_dropout")(x)
     for depth, units in enumerate(lstm_units):
@@ -105,7 +92,6 @@ def build_classifier(
     probabilities = keras.layers.Dense(
         num_classes,
         activation="softmax",
-        kernel_initializer=head_initializer,
         dtype="float32",
         name="probabilities",
     )(x)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -30,7 +29,7 @@ from shared.data.tokenizer import SentencePieceTokenizer, train_sentencepiece
 from shared.metrics.classification import classification_report, plot_confusion_matrix
 from shared.task import Task, register_task
 from suites.sentiment import data as readers
-from suites.sentiment import extra, pretrain
+from suites.sentiment import extra
 from suites.sentiment.inputs import encode, make_dataset, normalize_texts
 from suites.sentiment.model import build_classifier
 from suites.sentiment.pooling import AttentionPooling1D, MaskedGlobalMaxPooling1D
@@ -83,8 +82,6 @@ class SentimentDataConfig:
     extra_overlap_filter: bool = True  # drop extra texts that equal/contain/are part of a
     # validation or test sentence (keeps the validation figure honest; see overlap.py)
     extra_overlap_min_words: int = 3  # shorter sentences/texts are matched exactly only
-    extra_drop_train_duplicates: bool = False  # drop extra texts equal to a training text
-    # (False: SST-2 sentences that are whole rt-polarity snippets count twice; measured better)
 
     def __post_init__(self):
         if self.max_length <= 0:
@@ -110,15 +107,10 @@ class SentimentModelConfig:
     pooling: Literal["last", "max", "attention"] = "max"  # sequence -> vector
     attention_units: int = 64  # attention pooling: hidden width of the scorer
     embedding_dropout: float = 0.2  # dropout on embedded tokens
-    word_dropout: float = 0.0  # training: drop whole tokens (zeroed embedding) at this rate
     lstm_dropout: float = 0.0  # input dropout inside the LSTMs
     recurrent_dropout: float = 0.0  # recurrent dropout inside the LSTMs
     dropout: float = 0.5  # dropout before the output layer
     use_peepholes: bool = True  # peephole connections in the LSTM cells
-    pretrained_encoder: str | None = None  # folder written by suites.sentiment.pretrain: its
-    # tokenizer replaces data.vocab_size and its embedding + first BiLSTM initialise the model
-    head_init: Literal["glorot_uniform", "zeros"] = "glorot_uniform"  # output layer kernel;
-    # zeros: predictions start uniform, so a pre-trained encoder is not hit by a random head
 
 
 @register_task
@@ -145,7 +137,6 @@ class SentimentTask(Task):
             d.data_dir,
             d.extra_overlap_filter,
             d.extra_overlap_min_words,
-            d.extra_drop_train_duplicates,
             text_column=d.text_column,
             label_column=d.label_column,
             delimiter=d.delimiter,
@@ -169,15 +160,6 @@ class SentimentTask(Task):
                 json.dumps(self.extra_stats, indent=2)
             )
         spm_path = self.artifacts_dir / SPM_FILE
-        pretrained = self.config.model.pretrained_encoder
-        if pretrained and not spm_path.exists():
-            info, _ = pretrain.load_pretrained(pretrained)
-            if info["settings"]["normalization"] != self.config.data.normalization:
-                raise ValueError(
-                    f"data.normalization={self.config.data.normalization!r} differs from the "
-                    f"pre-training's {info['settings']['normalization']!r} ({pretrained})"
-                )
-            shutil.copyfile(Path(pretrained) / pretrain.SPM_FILE, spm_path)
         if not spm_path.exists():
             d = self.config.data
             texts = self.splits["train"].texts
@@ -230,25 +212,11 @@ class SentimentTask(Task):
             pooling=m.pooling,
             attention_units=m.attention_units,
             embedding_dropout=m.embedding_dropout,
-            word_dropout=m.word_dropout,
             lstm_dropout=m.lstm_dropout,
             recurrent_dropout=m.recurrent_dropout,
             dropout=m.dropout,
             use_peepholes=m.use_peepholes,
-            head_initializer=m.head_init,
         )
-        if m.pretrained_encoder:
-            info, weights = pretrain.load_pretrained(m.pretrained_encoder)
-            settings = info["settings"]
-            language_model = pretrain.build_language_model(
-                settings["vocab_size"],
-                settings["embedding_dim"],
-                settings["units"],
-                settings["use_peepholes"],
-            )
-            language_model.load_weights(weights)
-            pretrain.transfer_encoder(language_model, model)
-            logger.info("encoder initialised from %s", m.pretrained_encoder)
         return model
 
     def loss(self) -> Any:
