@@ -7,16 +7,79 @@ with the same weights (peepholes off).
 
 from __future__ import annotations
 
+import itertools
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from shared.layers import Bidirectional, PeepholeLSTM, PeepholeLSTMCell
+from shared.layers import Bidirectional, PeepholeLSTM, PeepholeLSTMCell, peephole_lstm
 
 RNG = np.random.default_rng(1234)
 # (fused, jit_compile): fused path with XLA loops (the default), with graph loops, cell loop.
 PATHS = [(True, True), (True, False), (False, False)]
+
+
+def _pairs(params: dict, row: tuple) -> set:
+    """The (parameter, value index) pairs that one row of value indices covers."""
+    return set(itertools.combinations(zip(params, row), 2))
+
+
+def pairwise(**params) -> list[tuple]:
+    """Rows of parameter values in which every pair of values of any two parameters occurs.
+
+    Greedy all-pairs: a variant bug that depends on two settings shows up in one of far fewer
+    compilations than the full product (each test variant compiles its own XLA loops).
+    """
+    indices = [range(len(values)) for values in params.values()]
+    uncovered = set().union(*(_pairs(params, row) for row in itertools.product(*indices)))
+    rows = []
+    while uncovered:
+        best = max(itertools.product(*indices), key=lambda r: len(_pairs(params, r) & uncovered))
+        uncovered -= _pairs(params, best)
+        rows.append(tuple(values[i] for values, i in zip(params.values(), best)))
+    return rows
+
+
+FORWARD_VARIANTS = pairwise(
+    path=PATHS, shape=[(1, 1, 1, 1), (3, 7, 4, 5), (5, 12, 6, 8)], side=[None, "post", "pre"]
+)
+CHUNKED_VARIANTS = pairwise(
+    mode=[(False, False), (True, False), (True, True)],  # (in_function, training)
+    jit_compile=[False, True],
+    side=[None, "pre"],
+)
+BIDIRECTIONAL_VARIANTS = pairwise(
+    merge_mode=["concat", "sum", "mul", "ave", None],
+    side=[None, "post", "pre"],
+    return_sequences=[True, False],
+)
+
+
+@pytest.mark.parametrize(
+    "variants, values",
+    [
+        (
+            FORWARD_VARIANTS,
+            [PATHS, [(1, 1, 1, 1), (3, 7, 4, 5), (5, 12, 6, 8)], [None, "post", "pre"]],
+        ),
+        (
+            CHUNKED_VARIANTS,
+            [[(False, False), (True, False), (True, True)], [False, True], [None, "pre"]],
+        ),
+        (
+            BIDIRECTIONAL_VARIANTS,
+            [["concat", "sum", "mul", "ave", None], [None, "post", "pre"], [True, False]],
+        ),
+    ],
+)
+def test_pairwise_variants_cover_every_pair(variants, values):
+    """Each pair of values of two parameters occurs in some variant; fewer rows than the product."""
+    for a, b in itertools.combinations(range(len(values)), 2):
+        for pair in itertools.product(values[a], values[b]):
+            assert any((row[a], row[b]) == pair for row in variants), (a, b, pair)
+    assert len(variants) < np.prod([len(v) for v in values])
 
 
 # --- the reference ------------------------------------------------------------------------------
@@ -83,11 +146,9 @@ def _mask(batch, steps, side):
 
 
 # --- forward against NumPy ----------------------------------------------------------------------
-@pytest.mark.parametrize("fused, jit", PATHS)
-@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (3, 7, 4, 5), (5, 12, 6, 8)])
-@pytest.mark.parametrize("side", [None, "post", "pre"])
-def test_forward_matches_numpy(fused, jit, shape, side):
-    b, t, d, u = shape
+@pytest.mark.parametrize("path, shape, side", FORWARD_VARIANTS)
+def test_forward_matches_numpy(path, shape, side):
+    (fused, jit), (b, t, d, u) = path, shape
     x = RNG.normal(size=(b, t, d))
     w = _random_weights(d, u)
     h0, c0 = RNG.normal(size=(b, u)), RNG.normal(size=(b, u))
@@ -178,18 +239,15 @@ def test_gradients_match_finite_differences(fused, jit, masked):
             np.testing.assert_allclose(np.asarray(grad)[pos], numeric, rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("jit_compile", [False, True])
-@pytest.mark.parametrize("side", [None, "pre"])
-@pytest.mark.parametrize("in_function, training", [(False, False), (True, False), (True, True)])
-def test_chunked_sequence_matches_finite_differences(
-    monkeypatch, jit_compile, side, in_function, training
-):
+@pytest.mark.parametrize("mode, jit_compile, side", CHUNKED_VARIANTS)
+def test_chunked_sequence_matches_finite_differences(monkeypatch, mode, jit_compile, side):
     """Sequences spanning several chunks of the fused loop (the last one partial): outputs,
     final states and the gradients of weights, inputs and initial states stay exact, eagerly
     and traced into a graph, in training (gradient from the per-chunk lists) and inference
     (from exportable plain tensors)."""
     from shared.layers import fused as fused_core
 
+    in_function, training = mode
     monkeypatch.setattr(fused_core, "CHUNK", 2)
     b, t, d, u = 2, 5, 3, 4  # chunks of 2, 2, 1 steps
     x = RNG.normal(size=(b, t, d))
@@ -283,9 +341,7 @@ def test_cell_without_peepholes_equals_keras_cell():
     np.testing.assert_allclose(ref(x), ours(x), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave", None])
-@pytest.mark.parametrize("side", [None, "post", "pre"])
-@pytest.mark.parametrize("return_sequences", [True, False])
+@pytest.mark.parametrize("merge_mode, side, return_sequences", BIDIRECTIONAL_VARIANTS)
 def test_bidirectional_equals_keras(merge_mode, side, return_sequences):
     x = RNG.normal(size=(4, 7, 3)).astype("float32")
     mask = None if side is None else _mask(4, 7, side)
@@ -424,26 +480,143 @@ def test_keras_save_load_round_trip(tmp_path):
     assert loaded.layers[2].can_fuse()
 
 
-def test_config_round_trip_is_complete():
-    layer = PeepholeLSTM(
-        7,
-        use_peepholes=False,
-        dropout=0.1,
-        recurrent_dropout=0.2,
-        unit_forget_bias=False,
-        go_backwards=True,
-        return_state=True,
-        kernel_regularizer="l2",
-        peephole_initializer="ones",
-        fused=False,
-    )
-    config = layer.get_config()
-    clone = PeepholeLSTM.from_config(config)
-    assert clone.get_config() == config
-    cell = PeepholeLSTMCell(3, recurrent_activation="hard_sigmoid", seed=5)
-    assert PeepholeLSTMCell.from_config(cell.get_config()).get_config() == cell.get_config()
-    bi = Bidirectional(PeepholeLSTM(3), merge_mode="sum")
-    assert Bidirectional.from_config(bi.get_config()).get_config() == bi.get_config()
+# Every constructor argument with a value other than its default.
+CELL_ARGS = {
+    "use_peepholes": False,
+    "activation": "relu",
+    "recurrent_activation": "hard_sigmoid",
+    "use_bias": False,
+    "kernel_initializer": "he_normal",
+    "recurrent_initializer": "glorot_normal",
+    "bias_initializer": "ones",
+    "peephole_initializer": "ones",
+    "unit_forget_bias": False,
+    "kernel_regularizer": keras.regularizers.L2(0.03),
+    "recurrent_regularizer": keras.regularizers.L1(0.02),
+    "bias_regularizer": keras.regularizers.L1L2(0.1, 0.2),
+    "peephole_regularizer": keras.regularizers.L2(0.5),
+    "kernel_constraint": keras.constraints.MaxNorm(2.0),
+    "recurrent_constraint": keras.constraints.NonNeg(),
+    "bias_constraint": keras.constraints.UnitNorm(),
+    "peephole_constraint": keras.constraints.MinMaxNorm(0.5, 1.5),
+    "dropout": 0.25,
+    "recurrent_dropout": 0.125,
+    "seed": 11,
+}
+LAYER_ARGS = {
+    "return_sequences": True,
+    "return_state": True,
+    "go_backwards": True,
+    "stateful": True,
+    "unroll": True,
+    "zero_output_for_mask": True,
+    "fused": False,
+    "jit_compile": False,
+    "use_cudnn": False,
+}
+_SERIALIZERS = {
+    "activation": keras.activations.serialize,
+    "initializer": keras.initializers.serialize,
+    "regularizer": keras.regularizers.serialize,
+    "constraint": keras.constraints.serialize,
+}
+
+
+def _expected(key, value):
+    """The serialised form keras itself gives `value` (the reference for the config)."""
+    for suffix, serialize in _SERIALIZERS.items():
+        if key.endswith(suffix):
+            getter = getattr(keras, suffix + "s" if suffix != "activation" else "activations")
+            return serialize(getter.get(value))
+    return value
+
+
+def _check_config(obj, clone, args):
+    config = obj.get_config()
+    for key, value in args.items():
+        want = _expected(key, value)
+        assert config[key] == want, key
+        assert _expected(key, getattr(clone, key)) == want, key
+
+
+def test_config_holds_every_non_default_argument():
+    layer = PeepholeLSTM(7, name="enc", **CELL_ARGS, **LAYER_ARGS)
+    clone = PeepholeLSTM.from_config(layer.get_config())
+    assert clone.units == layer.get_config()["units"] == 7
+    assert clone.name == "enc"
+    _check_config(layer, clone, {**CELL_ARGS, **LAYER_ARGS})
+
+    cell = PeepholeLSTMCell(3, **CELL_ARGS)
+    _check_config(cell, PeepholeLSTMCell.from_config(cell.get_config()), CELL_ARGS)
+
+    bi = Bidirectional(PeepholeLSTM(3, use_peepholes=False, dropout=0.5), merge_mode="mul")
+    clone = Bidirectional.from_config(bi.get_config())
+    assert bi.get_config()["merge_mode"] == clone.merge_mode == "mul"
+    for direction in (clone.forward_layer, clone.backward_layer):
+        assert (direction.units, direction.use_peepholes, direction.dropout) == (3, False, 0.5)
+    assert not clone.forward_layer.go_backwards and clone.backward_layer.go_backwards
+
+
+@pytest.mark.parametrize("cls", [PeepholeLSTMCell, PeepholeLSTM, Bidirectional])
+def test_layers_are_registered_serializable(cls):
+    assert keras.saving.get_registered_object(f"lstm_suite>{cls.__name__}") is cls
+
+
+# --- use_cudnn, stateful, unroll ---------------------------------------------------------------
+def test_use_cudnn_true_without_gpu_is_a_clear_error(monkeypatch):
+    x = RNG.normal(size=(2, 4, 3)).astype("float32")
+    if tf.config.list_logical_devices("GPU"):  # hide the GPU: this checks the CPU behaviour
+        monkeypatch.setattr(peephole_lstm, "_gpu_visible", lambda: False)
+    with pytest.raises(ValueError, match="use_cudnn=True, but no GPU is visible"):
+        PeepholeLSTM(5, use_peepholes=False, use_cudnn=True)(x)
+    with pytest.raises(ValueError, match="use_cudnn=True needs use_peepholes=False"):
+        PeepholeLSTM(5, use_cudnn=True)
+    assert PeepholeLSTM(5, use_peepholes=False)(x).shape == (2, 5)  # "auto" falls back
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_stateful_carries_states_like_keras(fused):
+    """Peepholes off: equal to keras.layers.LSTM(stateful=True) over batches and after a reset;
+    peepholes on: each batch starts from the NumPy reference's final states of the last one."""
+    batches = [RNG.normal(size=(3, 4, 2)).astype("float32") for _ in range(2)]
+    ref = keras.layers.LSTM(5, stateful=True, return_sequences=True)
+    ours = PeepholeLSTM(5, stateful=True, return_sequences=True, use_peepholes=False, fused=fused)
+    for layer in (ref, ours):
+        layer.build(batches[0].shape)
+    _copy_weights(ref, ours)
+    for x in [*batches, "reset", batches[1]]:
+        if isinstance(x, str):
+            ref.reset_states()
+            ours.reset_states()
+            continue
+        np.testing.assert_allclose(ours(x), ref(x), rtol=1e-5, atol=1e-6)
+
+    w = _random_weights(2, 5)
+    peep = PeepholeLSTM(5, stateful=True, return_sequences=True, fused=fused, dtype="float64")
+    peep.build(batches[0].shape)
+    _set(peep, *w)
+    h = c = None
+    for x in batches:
+        y_ref, h, c = numpy_peephole_lstm(x.astype("float64"), *w, h0=h, c0=c)
+        np.testing.assert_allclose(peep(x), y_ref, rtol=1e-5, atol=1e-7)
+
+
+def test_unroll_equals_keras_and_numpy():
+    x = RNG.normal(size=(3, 5, 2)).astype("float32")
+    ref = keras.layers.LSTM(4, unroll=True, return_sequences=True)
+    ours = PeepholeLSTM(4, unroll=True, return_sequences=True, use_peepholes=False)
+    assert not ours.can_fuse()  # unroll runs the generic cell loop
+    for layer in (ref, ours):
+        layer.build(x.shape)
+    _copy_weights(ref, ours)
+    np.testing.assert_allclose(ours(x), ref(x), rtol=1e-5, atol=1e-6)
+
+    w = _random_weights(2, 4)
+    peep = PeepholeLSTM(4, unroll=True, return_sequences=True, dtype="float64")
+    peep.build(x.shape)
+    _set(peep, *w)
+    y_ref = numpy_peephole_lstm(x.astype("float64"), *w)[0]
+    np.testing.assert_allclose(peep(x), y_ref, rtol=1e-5, atol=1e-7)
 
 
 def test_saved_model_export_round_trip(tmp_path):

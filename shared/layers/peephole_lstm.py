@@ -370,6 +370,10 @@ class PeepholeLSTM(keras.layers.RNN):
         self.jit_compile = bool(jit_compile)
         self.use_cudnn = use_cudnn
         self.input_spec = keras.layers.InputSpec(ndim=3)
+        if use_cudnn is True and self.cell.use_peepholes:
+            raise ValueError(
+                "use_cudnn=True needs use_peepholes=False: cuDNN's LSTM kernel has no peepholes."
+            )
         if fused is True and not self.can_fuse():
             raise ValueError(
                 "fused=True needs the TensorFlow backend, tanh/sigmoid activations and "
@@ -421,11 +425,39 @@ for _name in ("units", *_CELL_ARGS):
 del _name
 
 
+def _gpu_visible() -> bool:
+    """Whether the TensorFlow runtime sees a GPU (other backends: let their kernel decide)."""
+    if keras.backend.backend() != "tensorflow":
+        return True
+    import tensorflow as tf
+
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
 def _try_cudnn(layer: PeepholeLSTM, sequences, initial_state, mask, training):
-    """Keras' cuDNN LSTM kernel for a peephole-free layer, or None where it does not apply."""
+    """Keras' cuDNN LSTM kernel for a peephole-free layer, or None where it does not apply.
+
+    With `use_cudnn=True` a configuration cuDNN cannot run raises a ValueError saying why.
+    """
     cell = layer.cell
-    if cell.recurrent_dropout:
-        return None
+    reason = None
+    if not _gpu_visible():
+        reason = "no GPU is visible"
+    elif cell.recurrent_dropout:
+        reason = "cuDNN has no recurrent dropout"
+    if reason is None:
+        out = _cudnn_lstm(layer, sequences, initial_state, mask, training)
+        if out is not None:
+            return out
+        reason = "cuDNN does not take this configuration (activations, bias or mask padding)"
+    if layer.use_cudnn is True:
+        raise ValueError(f"use_cudnn=True, but {reason}; use use_cudnn='auto' to fall back.")
+    return None
+
+
+def _cudnn_lstm(layer: PeepholeLSTM, sequences, initial_state, mask, training):
+    """keras' cuDNN kernel, or None when it raises NotImplementedError."""
+    cell = layer.cell
     x = sequences
     if training and cell.dropout:
         x = x * ops.expand_dims(cell.get_dropout_mask(sequences[:, 0, :]), 1)
@@ -444,10 +476,5 @@ def _try_cudnn(layer: PeepholeLSTM, sequences, initial_state, mask, training):
             go_backwards=layer.go_backwards,
             unroll=layer.unroll,
         )
-    except NotImplementedError:  # no GPU, or a configuration cuDNN does not take
-        if layer.use_cudnn is True:
-            raise ValueError(
-                "use_cudnn=True, but cuDNN cannot run this configuration here; "
-                "use use_cudnn='auto'."
-            ) from None
+    except NotImplementedError:
         return None
