@@ -122,7 +122,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parses the command line; `predict` also takes inputs after its options.
 
     argparse stops filling a positional once it has matched it (even empty), so in
-    `predict sentiment --export DIR "text"` the text would be left over: such leftovers are
+    `predict TASK --export DIR "text"` the text would be left over: such leftovers are
     the predict inputs. Anything else left over is an error, as usual.
     """
     parser = build_parser()
@@ -197,14 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
         "inputs",
         nargs="*",
         metavar="INPUT",
-        help="inputs (texts; for speech, audio file paths); same as --input",
+        help="inputs (texts, or audio file paths for an audio task); same as --input",
     )
     p.add_argument(
         "--input",
         action="append",
         default=[],
         metavar="TEXT",
-        help="an input (repeatable); for speech, a path to an audio file",
+        help="an input (repeatable): a text, or an audio file path for an audio task",
     )
     p.add_argument(
         "--input-file",
@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         "bench-export",
         parents=[_common()],
         formatter_class=fmt,
-        help="time an export on real inputs: items/s per batch size (speech: real-time factor)",
+        help="time an export on real inputs: items/s per batch size (audio: real-time factor)",
     )
     _export_arg(p)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="inputs, as for predict")
@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print every data.* and model.* config key of a task, with its "
         "default and meaning (Markdown)",
     )
-    p.add_argument("task", metavar="TASK", help="task name, e.g. sentiment")
+    p.add_argument("task", metavar="TASK", help="task name (lstm-suite --help lists them)")
     return parser
 
 
@@ -402,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_task_script(task_name: str, command: str = "train", argv: list[str] | None = None):
-    """For `suites/<task>/train.py`: `run_task_script("sentiment")` == `lstm-suite train sentiment`.
+    """For `suites/<task>/train.py`: `run_task_script(TASK)` == `lstm-suite train TASK`.
 
     Exits the process with the CLI's exit code.
     """

@@ -1,11 +1,11 @@
-"""Every config key of a task, with its default and meaning, read from the config dataclasses.
+"""Every config key, with its default and meaning, read from the config dataclasses.
 
 The dataclasses are the single source of truth: each field carries its meaning as a trailing
-comment (or full-line comments just above it). This module turns them into a Markdown table, so
-`lstm-suite keys TASK` can print the reference and the README's reference tables are generated
-(and a test keeps them in sync):
+comment (or full-line comments just above it). This module turns them into Markdown tables:
+`lstm-suite keys TASK` prints one task's, and `docs/configuration.md` holds the spine's and every
+installed task's (a test keeps it in sync):
 
-    python -m shared.config_reference --write README.md   # regenerate the README's tables
+    python -m shared.config_reference --write docs/configuration.md
 """
 
 from __future__ import annotations
@@ -15,14 +15,10 @@ import ast
 import dataclasses
 import inspect
 import json
-import re
 import sys
 import textwrap
 import typing
 from pathlib import Path
-
-BEGIN = "<!-- keys:{name} -->"
-END = "<!-- /keys:{name} -->"
 
 
 def _field_comments(cls: type) -> dict[str, str]:
@@ -116,36 +112,58 @@ def task_table(task: str) -> str:
     rows = reference_rows(task_cls.DataConfig, "data") + reference_rows(
         task_cls.ModelConfig, "model"
     )
+    return _table(rows)
+
+
+INTRO = """\
+# Configuration reference
+
+Generated from the config dataclasses by `python -m shared.config_reference --write
+docs/configuration.md` (a test keeps this file in sync); `lstm-suite keys TASK` prints one task's
+table.
+
+Every config has `task`, `seed`, `data`, `model`, `training`, `runtime`; `data` and `model` belong
+to the task (`suites/<task>/config.py`). A config may start from another one with
+`base: other.yaml` (relative to the file; its keys are merged under the file's own). Unknown or
+misspelled keys, wrong types and values out of range are errors naming the file, line and key
+(with the closest valid key). Override any key with `--set dotted.key=value` (the value is YAML:
+`--set training.clipnorm=null`, `--set 'runtime.devices=["/gpu:0"]'`); `--data-dir DIR` sets
+`data.data_dir`. A relative `data_dir` written in a YAML file is relative to that file; on the
+command line, to the current directory. Changing `runtime.*` or `training.progress` between
+attempts still resumes a run; any other change is a new experiment (`--overwrite` or another
+`--run-dir`).
+"""
+
+
+def _table(rows: list[tuple[str, str, str]]) -> str:
     out = ["| key | default | meaning |", "|---|---|---|"]
     out += [f"| `{key}` | {default} | {meaning} |" for key, default, meaning in rows]
     return "\n".join(out)
 
 
-def sync_markdown(text: str, tasks: list[str]) -> str:
-    """`text` with every `<!-- keys:TASK -->` ... `<!-- /keys:TASK -->` block regenerated."""
-    for task in tasks:
-        begin, end = BEGIN.format(name=task), END.format(name=task)
-        pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
-        if not pattern.search(text):
-            raise ValueError(f"no {begin} ... {end} block found")
-        block = f"{begin}\n{task_table(task)}\n{end}"
-        text = pattern.sub(lambda _, block=block: block, text)
-    return text
+def reference_markdown() -> str:
+    """The whole configuration reference: the spine's keys, then each installed task's."""
+    from shared.config import ExperimentConfig
+    from shared.task import available_tasks
 
-
-TASKS = ["sentiment", "translation", "speech"]
+    spine = [r for r in reference_rows(ExperimentConfig, "") if r[0] not in (".data", ".model")]
+    spine = [(key.lstrip("."), default, meaning) for key, default, meaning in spine]
+    parts = [INTRO, "## Spine keys (every task)\n", _table(spine), ""]
+    for task in available_tasks():
+        parts += [f"## {task}\n", task_table(task), ""]
+    return "\n".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Print or write the task config key tables.")
-    parser.add_argument("tasks", nargs="*", default=TASKS, help="task names (default: all)")
-    parser.add_argument("--write", type=Path, help="regenerate the key blocks of a Markdown file")
+    parser = argparse.ArgumentParser(description="Print or write the configuration reference.")
+    parser.add_argument("--write", type=Path, help="write the whole reference to this file")
     args = parser.parse_args(argv)
+    text = reference_markdown()
     if args.write:
-        args.write.write_text(sync_markdown(args.write.read_text(), args.tasks))
-        return 0
-    for task in args.tasks:
-        print(f"## {task}\n\n{task_table(task)}\n")
+        args.write.parent.mkdir(parents=True, exist_ok=True)
+        args.write.write_text(text)
+    else:
+        print(text)
     return 0
 
 

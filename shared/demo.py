@@ -72,10 +72,10 @@ def run_demo(
     if isinstance(tasks, str):
         tasks = [tasks]
     tasks = list(tasks or demo_tasks())
-    available = demo_tasks(default_only=False)
-    unknown = [t for t in tasks if t not in available]
+    unknown = [t for t in tasks if get_task(t).demo is None]
     if unknown:
-        raise UsageError(f"no demo for task(s) {unknown} (available: {', '.join(available)})")
+        available = ", ".join(demo_tasks(default_only=False))
+        raise UsageError(f"no demo for task(s) {unknown} (available: {available})")
     run_root = Path(run_dir) if run_dir else Path("runs") / "demo"
     rows, examples = [], []
     for name in tasks:

@@ -9,7 +9,7 @@ class methods on its `Task` (`parse_input`, `request`, `format_outputs`); everyt
     bench_export(task_cls, path, inputs)  items/s per batch size (and real-time factor for audio)
 
 An export is usable without this project: `tf.saved_model.load(path).signatures
-["serving_default"](text=tf.constant([...]))` (speech: `waveform`, `waveform_length`).
+["serving_default"](text=tf.constant([...]))` (an audio task: `waveform`, `waveform_length`).
 """
 
 from __future__ import annotations

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from shared import cli
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "toy" / "tiny.yaml"
+SCRIPT = Path(sys.executable).with_name("lstm-suite")
 FAST = [
     "data.min_length=8",
     "data.max_length=8",
@@ -31,6 +34,34 @@ def sets(*overrides: str) -> list[str]:
     return [arg for o in overrides for arg in ("--set", o)]
 
 
+def train_args(run: Path, *overrides: str) -> list[str]:
+    return ["train", "toy", "--config", str(TINY), "--run-dir", str(run), *sets(*FAST, *overrides)]
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    """A trained and exported toy run (shared by the tests of the cycle)."""
+    root = tmp_path_factory.mktemp("cli")
+    run = root / "run"
+    assert cli.main(train_args(run)) == 0
+    assert cli.main(["export", "toy", "--run-dir", str(run), "--out", str(root / "e")]) == 0
+    return run, root / "e"
+
+
+def _toy_checkpoint_answers(run: Path, texts: list[str]) -> list[str]:
+    """The checkpoint's own answers, computed without the export (NumPy argmax of the logits)."""
+    import keras
+
+    from suites.toy.serving import LABELS
+
+    model = keras.saving.load_model(run / "checkpoints" / "best.keras")
+    answers = []
+    for text in texts:
+        tokens = np.array([[int(c) + 1 for c in text]], np.int32)
+        answers.append(LABELS[int(np.argmax(model.predict(tokens, verbose=0)[0]))])
+    return answers
+
+
 def test_help_documents_every_command_and_option(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["--help"])
@@ -41,11 +72,13 @@ def test_help_documents_every_command_and_option(capsys):
         "evaluate",
         "export",
         "predict",
+        "bench-export",
         "demo",
         "TF_CONFIG",
         "exit codes",
         "--set",
         "--data-dir",
+        "--quiet",
         "runtime.strategy",
     ):
         assert word in text
@@ -83,55 +116,71 @@ def test_unknown_task_and_missing_inputs_are_usage_errors(tmp_path, capsys):
     assert "--run-dir is required" in capsys.readouterr().err
     assert cli.main(["evaluate", "toy", "--run-dir", str(tmp_path)]) == cli.EXIT_USAGE
     assert "config.yaml not found" in capsys.readouterr().err
+    assert cli.main(["predict", "toy", "--run-dir", str(tmp_path), "1"]) == cli.EXIT_USAGE
+    assert "no export in" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_train_evaluate_export_predict(tmp_path, capsys):
-    run = tmp_path / "run"
-    assert (
-        cli.main(["train", "toy", "--config", str(TINY), "--run-dir", str(run), *sets(*FAST)]) == 0
-    )
-    assert (run / "checkpoints" / "best.keras").exists()
-    capsys.readouterr()
-    # a second train of the finished run is refused (exit 1, one line), --overwrite retrains
-    assert (
-        cli.main(["train", "toy", "--config", str(TINY), "--run-dir", str(run), *sets(*FAST)])
-        == cli.EXIT_FAILURE
-    )
+def test_finished_run_is_refused_with_exit_2(toy_run, capsys):
+    run, _ = toy_run
+    assert cli.main(train_args(run)) == cli.EXIT_USAGE
     assert "already holds a finished run" in capsys.readouterr().err
 
+
+def test_evaluate_writes_one_layout_and_matches_the_checkpoint(toy_run, capsys):
+    run, _ = toy_run
     assert cli.main(["evaluate", "toy", "--run-dir", str(run), "--split", "test"]) == 0
     scores = json.loads(capsys.readouterr().out)
     assert scores == {"test": json.loads((run / "metrics.json").read_text())["test"]}
-    assert 0.0 <= scores["test"]["accuracy"] <= 1.0
+    split = json.loads((run / "eval" / "test" / "metrics.json").read_text())
+    assert split["accuracy"] == scores["test"]["accuracy"]
+    with open(run / "eval" / "test" / "predictions.tsv", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    assert list(rows[0]) == ["id", "reference", "text", "predicted"]
+    texts = [r["text"] for r in rows]
+    assert [r["predicted"] for r in rows] == _toy_checkpoint_answers(run, texts)
+    expected = np.mean([r["predicted"] == r["reference"] for r in rows])
+    assert scores["test"]["accuracy"] == pytest.approx(expected)
 
-    assert cli.main(["export", "toy", "--run-dir", str(run), "--out", str(tmp_path / "e")]) == 0
-    assert capsys.readouterr().out.strip() == str(tmp_path / "e")
+
+def test_predict_equals_the_checkpoint_and_reports_bad_inputs(toy_run, tmp_path, capsys):
+    run, export = toy_run
     inputs = tmp_path / "inputs.txt"
     inputs.write_text("11110000\n\n00001111\n")
-    assert (
-        cli.main(
-            [
-                "predict",
-                "toy",
-                "--export-dir",
-                str(tmp_path / "e"),
-                "--input",
-                "10101010",
-                "--input-file",
-                str(inputs),
-            ]
-        )
-        == 0
-    )
+    argv = ["predict", "toy", "--export-dir", str(export), "--input", "10101010"]
+    assert cli.main([*argv, "--input-file", str(inputs)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert [line.split("\t")[0] for line in lines] == ["10101010", "11110000", "00001111"]
-    assert all(line.split("\t")[1] in ("no", "yes") for line in lines)
-    assert (
-        cli.main(["predict", "toy", "--export-dir", str(tmp_path / "e"), "--input", "12"])
-        == cli.EXIT_FAILURE
-    )
-    assert "strings of 0/1" in capsys.readouterr().err
+    texts = ["10101010", "11110000", "00001111"]
+    assert [line.split("\t")[0] for line in lines] == texts
+    assert [line.split("\t")[1] for line in lines] == _toy_checkpoint_answers(run, texts)
+    # one bad input: the good ones are still answered, the bad one named, exit 1
+    assert cli.main([*argv, "--input", "12"]) == cli.EXIT_FAILURE
+    captured = capsys.readouterr()
+    assert captured.out.strip().split("\t")[0] == "10101010"
+    assert "12: toy inputs are strings of 0/1" in captured.err
+    # the newest export of a run is the default
+    assert cli.main(["predict", "toy", "--run-dir", str(run), "01"]) == cli.EXIT_USAGE
+    assert "no export in" in capsys.readouterr().err
+
+
+def test_predict_refuses_an_export_of_another_task(tmp_path, capsys):
+    fake = tmp_path / "other"
+    (fake / "assets").mkdir(parents=True)
+    (fake / "saved_model.pb").write_bytes(b"")
+    (fake / "assets" / "task.txt").write_text("some_other_task\n")
+    assert cli.main(["predict", "toy", "--export", str(fake), "01"]) == cli.EXIT_USAGE
+    assert "is a some_other_task export, not a toy one" in capsys.readouterr().err
+    assert cli.main(["predict", "toy", "--export", str(tmp_path), "01"]) == cli.EXIT_USAGE
+    assert "not a SavedModel" in capsys.readouterr().err
+
+
+def test_bench_export_prints_a_row_per_batch_size(toy_run, capsys):
+    _, export = toy_run
+    argv = ["bench-export", "toy", "--export", str(export), "0101", "1100", "111000"]
+    assert cli.main([*argv, "--batch-size", "1", "--batch-size", "2", "--repeats", "1"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("batch")]
+    assert [row.split(":")[0].split()[-1] for row in rows] == ["1", "2"]
+    assert all("items/s over 3 inputs" in row for row in rows)
+    assert cli.main([*argv, "x"]) == cli.EXIT_USAGE
 
 
 def test_run_task_script_calls_the_cli(tmp_path, capsys):
@@ -141,22 +190,34 @@ def test_run_task_script_calls_the_cli(tmp_path, capsys):
     assert "cannot read config file" in capsys.readouterr().err
 
 
+def test_an_error_is_one_line_without_tensorflow_logs(tmp_path):
+    """The console script's stderr holds the error line only (no C++ start-up lines)."""
+    result = subprocess.run(
+        [str(SCRIPT), "train", "toy", "--config", str(TINY), *sets("model.units=0")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert result.returncode == cli.EXIT_USAGE
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("lstm-suite: error: ") and "model.units" in result.stderr
+
+
 @pytest.mark.slow
 def test_console_script_demo(tmp_path):
-    script = Path(sys.executable).with_name("lstm-suite")
-    if not script.exists():
-        pytest.skip("the lstm-suite console script is not installed (pip install -e .)")
     result = subprocess.run(
-        [str(script), "demo", "--task", "toy", "--quiet", "--run-dir", str(tmp_path / "demo")],
+        [str(SCRIPT), "demo", "--task", "toy", "--quiet", "--run-dir", str(tmp_path / "demo")],
         capture_output=True,
         text=True,
         timeout=240,
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr == "", result.stderr[-3000:]
     rows = [line.split() for line in result.stdout.splitlines() if line.startswith("toy ")]
     assert rows and rows[0][:3] == ["toy", "test", "accuracy"]
     metrics = json.loads((tmp_path / "demo" / "toy" / "metrics.json").read_text())
     assert float(rows[0][3]) == pytest.approx(metrics["test"]["accuracy"], abs=5e-4)
     predictions = [r for r in rows[1:] if r[-2] in ("no", "yes")]
-    assert len(predictions) >= 2
+    assert len(predictions) == 4

@@ -9,7 +9,7 @@ from pathlib import Path
 def resolve_under(path: str | Path, data_dir: str | Path | None) -> Path:
     """`path` itself when absolute or without a `data_dir`, else taken under `data_dir`.
 
-    When `data_dir` names a file (e.g. a speech manifest TSV), its folder is the base.
+    When `data_dir` names a file (e.g. a manifest TSV), its folder is the base.
     """
     path = Path(path)
     if path.is_absolute() or data_dir is None:

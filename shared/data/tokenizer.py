@@ -9,7 +9,7 @@ after `import tensorflow_text`).
 Id layout is fixed for every model trained here: 0 = padding, 1 = unknown, 2 = begin (bos),
 3 = end (eos). Padding is 0 so padded id batches can be masked with `ids != 0`.
 
->>> path = train_sentencepiece(["a b c", "a c b"] * 50, "/tmp/toy.model", vocab_size=8)
+>>> path = train_sentencepiece(["a b c", "a c b"] * 50, "/tmp/tiny.model", vocab_size=8)
 >>> tok = SentencePieceTokenizer.from_file(path)
 >>> ids = tok.tokenize(tf.constant(["a b"]), add_eos=True)   # RaggedTensor [1, None] int32
 >>> tok.detokenize(ids)                                       # tf.string [1]: [b"a b"]
@@ -136,7 +136,7 @@ class SentencePieceTokenizer(tf.Module):
         self._pieces = tuple(processor.id_to_piece(i) for i in range(self.vocab_size))
         # A name per model: the op's kernel-owned resource is otherwise shared by every
         # SentencePiece op of a loaded SavedModel, so a second model (e.g. the target side of a
-        # translation export) silently ran the first one after tf.saved_model.load.
+        # seq2seq export) silently ran the first one after tf.saved_model.load.
         digest = hashlib.sha256(model).hexdigest()[:16]
         self._sp = tf_text.SentencepieceTokenizer(model=model, name=f"sentencepiece_{digest}")
 

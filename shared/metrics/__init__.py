@@ -1,1 +1,1 @@
-"""Task metrics: classification (NumPy), text (sacreBLEU), speech (jiwer)."""
+"""Task metrics: classification (NumPy), text (sacreBLEU), recognition error rates (jiwer)."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from shared.config import at_least, fraction
 from shared.errors import ConfigError
 
 
@@ -13,13 +14,13 @@ class DataConfig:
 
     data_dir: str | None = None  # unused (the data is generated); present like every task's
     data_seed: int = 1234  # seed of the generator (independent of the training seed)
-    num_train: int = 512  # training sequences
-    num_validation: int = 128  # validation sequences
-    num_test: int = 128  # test sequences
+    num_train: int = field(default=512, metadata=at_least(1))  # training sequences
+    num_validation: int = field(default=128, metadata=at_least(1))  # validation sequences
+    num_test: int = field(default=128, metadata=at_least(1))  # test sequences
     min_length: int = 8  # shortest sequence (even lengths only are generated)
     max_length: int = 16  # longest sequence
-    num_buckets: int = 2  # length buckets between min_length and max_length
-    shuffle_buffer: int = 1024  # shuffle buffer (>= num_train: a full shuffle)
+    num_buckets: int = field(default=2, metadata=at_least(1))  # length buckets (even split)
+    shuffle_buffer: int = field(default=1024, metadata=at_least(1))  # >= num_train: full shuffle
 
     def __post_init__(self):
         if not 2 <= self.min_length <= self.max_length:
@@ -32,6 +33,6 @@ class DataConfig:
 class ModelConfig:
     """A one-layer LSTM classifier."""
 
-    embedding_dim: int = 8  # token embedding size
-    units: int = 16  # LSTM units
-    dropout: float = 0.0  # dropout on the LSTM output
+    embedding_dim: int = field(default=8, metadata=at_least(1))  # token embedding size
+    units: int = field(default=16, metadata=at_least(1))  # LSTM units
+    dropout: float = field(default=0.0, metadata=fraction())  # dropout on the LSTM output

@@ -1,4 +1,4 @@
-"""Speech recognition metrics with jiwer: character and word error rates, exact-match accuracy."""
+"""Recognition error rates with jiwer: character and word error rates, exact-match accuracy."""
 
 from __future__ import annotations
 
