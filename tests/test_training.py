@@ -380,3 +380,18 @@ def test_crash_in_process_then_resume_matches_uninterrupted_run(tmp_path):
     ):
         np.testing.assert_array_equal(a, b)
     assert resumed.history["val_loss"] == whole.history["val_loss"][1:]
+
+
+@pytest.mark.parametrize(
+    ("start", "expected"),
+    [
+        # (epoch, step) -> (first epoch, last epoch, batches done before, stream batches skipped)
+        ((0, 0), [(0, None, 0, 0)]),
+        ((1, 3), [(1, 1, 3, 8 + 3), (2, None, 0, 16)]),
+        ((2, 5), [(2, 2, 5, 16 + 5)]),  # the interrupted epoch is the last one
+        ((3, 0), []),  # everything done
+    ],
+)
+def test_plan_phases_of_a_resumed_run(start, expected):
+    # 3 epochs of 8 steps
+    assert [tuple(p) for p in loop.plan_phases(*start, steps_per_epoch=8, epochs=3)] == expected

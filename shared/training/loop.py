@@ -31,7 +31,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared.config import ExperimentConfig, diff_configs, save_config
 from shared.errors import RunDirError
@@ -197,8 +197,39 @@ def _build(model, dataset) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Entry points
+# Entry point
 # --------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class _Run:
+    """Where this process trains, and the backup it resumes from."""
+
+    run_dir: Path
+    work_dir: Path  # run_dir, or a non-chief worker's run_dir/workers/<index>
+    is_chief: bool
+    strategy: Any
+    record: dict[str, Any] | None  # the backup record to resume; None: from scratch
+
+
+class _Phase(NamedTuple):
+    """One `fit` call of a run."""
+
+    first: int  # its first epoch (0-based)
+    last: int | None  # the epoch after which it ends; None: at training.epochs
+    offset: int  # batches of the first epoch done before this fit
+    skip: int  # batches of the training stream consumed before this fit
+
+
+@dataclasses.dataclass
+class _Callbacks:
+    """The callbacks of every `fit`, and the ones the loop talks to between fits."""
+
+    all: list[Any]
+    state: cbs.FitState
+    stateful: dict[str, Any]  # name -> callback whose state is backed up and restored
+    backup: cbs.ResumableBackup
+    end_phase: cbs.EndFitAfterEpoch
+
+
 def train(
     task_cls: type,
     config: ExperimentConfig,
@@ -220,11 +251,51 @@ def train(
         RunDirError: the run directory holds something else (module docstring).
         TrainingDivergedError: the loss became NaN/inf (the message says where).
     """
-    import keras
-
     from shared.training import strategy as st
 
-    run_dir = Path(run_dir).absolute()
+    t = config.training
+    run = _open_run(config, Path(run_dir).absolute(), overwrite)
+    seed_everything(config)
+    st.set_precision(config.runtime)
+    st.per_replica_batch_size(t.global_batch_size, run.strategy)
+    task = task_cls(config, run.run_dir)
+    task.prepare()
+    train_ds, val_ds = task.datasets(t.global_batch_size)
+    if val_ds is None and t.monitor.startswith("val_"):
+        raise ValueError(
+            f"training.monitor={t.monitor!r} needs a validation set, but the task "
+            "returned none; monitor a training metric such as 'loss'"
+        )
+    steps_per_epoch = t.steps_per_epoch or count_batches(train_ds)
+    model = _compiled_model(task, t, run, train_ds, steps_per_epoch)
+
+    start_epoch, start_step = _start_point(run.record, steps_per_epoch)
+    if run.record:
+        _log.info(
+            f"resuming {run.run_dir} from epoch {start_epoch + 1}, step {start_step} "
+            f"(backup {run.record.get('weights') or 'none: restarting'})"
+        )
+    kit = _make_callbacks(config, run, start_epoch, start_step, steps_per_epoch, callbacks)
+    phases = plan_phases(start_epoch, start_step, steps_per_epoch, t.epochs)
+    history, stopped_early = _fit_phases(model, task, t, val_ds, kit, phases, steps_per_epoch)
+
+    epochs_done = kit.state.epoch + 1 if phases else t.epochs
+    kit.backup.mark_finished(epochs_done)
+    if stopped_early:
+        _log.info(
+            f"early stopping after epoch {epochs_done}: {t.monitor} did not improve for "
+            f"{t.early_stopping_patience} epochs"
+        )
+    r0 = run.record or {}
+    return TrainResult(
+        run.run_dir, history, r0.get("epoch", 0), r0.get("step", 0), epochs_done, stopped_early
+    )
+
+
+def _open_run(config: ExperimentConfig, run_dir: Path, overwrite: bool) -> _Run:
+    """Makes the strategy, applies the run-directory rule, creates the folders, saves the config."""
+    from shared.training import strategy as st
+
     st.configure_threads(config.runtime)
     strategy = st.make_strategy(config.runtime)
     is_chief, index = st.worker_identity(strategy)
@@ -236,22 +307,12 @@ def train(
         save_config(config, run_dir / "config.yaml")
         for sub in ("artifacts", "checkpoints", "logs", "exports", "eval"):
             (run_dir / sub).mkdir(exist_ok=True)
+    return _Run(run_dir, work_dir, is_chief, strategy, record)
 
-    seed_everything(config)
-    st.set_precision(config.runtime)
-    st.per_replica_batch_size(config.training.global_batch_size, strategy)
-    t = config.training
-    task = task_cls(config, run_dir)
-    task.prepare()
-    train_ds, val_ds = task.datasets(t.global_batch_size)
-    if val_ds is None and t.monitor.startswith("val_"):
-        raise ValueError(
-            f"training.monitor={t.monitor!r} needs a validation set, but the task "
-            "returned none; monitor a training metric such as 'loss'"
-        )
-    steps_per_epoch = t.steps_per_epoch or count_batches(train_ds)
 
-    with strategy.scope():
+def _compiled_model(task: Any, t: Any, run: _Run, train_ds: Any, steps_per_epoch: int) -> Any:
+    """The task's model, compiled under the strategy, with the backup's weights if resuming."""
+    with run.strategy.scope():
         model = task.build_model()
         model.compile(
             optimizer=make_optimizer(t, steps_per_epoch * t.epochs),
@@ -259,124 +320,137 @@ def train(
             metrics=task.metrics(),
         )
         _build(model, train_ds)
-        if record and record.get("weights"):
+        if run.record and run.record.get("weights"):
             if model.optimizer is not None and not model.optimizer.built:
                 model.optimizer.build(model.trainable_variables)
-            model.load_weights(work_dir / "backup" / record["weights"])
-    start_epoch, start_step = (record["epoch"], record["step"]) if record else (0, 0)
-    if start_step >= steps_per_epoch:
-        start_epoch, start_step = start_epoch + 1, 0
-    if record:
-        _log.info(
-            f"resuming {run_dir} from epoch {start_epoch + 1}, step {start_step} "
-            f"(backup {record.get('weights') or 'none: restarting'})"
-        )
+            model.load_weights(run.work_dir / "backup" / run.record["weights"])
+    return model
 
+
+def _start_point(record: dict[str, Any] | None, steps_per_epoch: int) -> tuple[int, int]:
+    """(epoch, batches done in it) where training continues; a full epoch counts as done."""
+    epoch, step = (record["epoch"], record["step"]) if record else (0, 0)
+    return (epoch + 1, 0) if step >= steps_per_epoch else (epoch, step)
+
+
+def plan_phases(start_epoch: int, start_step: int, steps_per_epoch: int, epochs: int) -> list:
+    """The `fit` calls from (start_epoch, start_step) to the end of training.
+
+    An interrupted epoch is finished by its own `fit` over the remaining steps, the later epochs
+    by a second one; each skips the batches of the training stream consumed before it.
+    """
+    phases = []
+    if start_step:
+        skip = start_epoch * steps_per_epoch + start_step
+        phases.append(_Phase(start_epoch, start_epoch, start_step, skip))
+        start_epoch += 1
+    if start_epoch < epochs:
+        phases.append(_Phase(start_epoch, None, 0, start_epoch * steps_per_epoch))
+    return phases
+
+
+def _make_callbacks(
+    config: ExperimentConfig,
+    run: _Run,
+    start_epoch: int,
+    start_step: int,
+    steps_per_epoch: int,
+    extra: Sequence[Any],
+) -> _Callbacks:
+    """The loop's callbacks (state restored from the backup record), then `extra`."""
+    import keras
+
+    t = config.training
     state = cbs.FitState(epoch=start_epoch, step=start_step)
-    checkpoints = cbs.ModelCheckpoints(work_dir / "checkpoints", t.monitor, t.monitor_mode, state)
+    checkpoints = cbs.ModelCheckpoints(
+        run.work_dir / "checkpoints", t.monitor, t.monitor_mode, state
+    )
     stateful: dict[str, Any] = {"checkpoints": checkpoints}
-    extra_callbacks = list(callbacks)
-    callbacks: list[keras.callbacks.Callback] = [cbs.NanGuard(state), checkpoints]
+    end_phase = cbs.EndFitAfterEpoch()
+    callbacks: list[Any] = [end_phase, cbs.NanGuard(state), checkpoints]
     if t.early_stopping_patience:
-        early = cbs.ResumableEarlyStopping(
+        stateful["early_stopping"] = cbs.ResumableEarlyStopping(
             monitor=t.monitor,
             mode=cbs.resolve_mode(t.monitor, t.monitor_mode),
             patience=t.early_stopping_patience,
             verbose=1,
         )
-        stateful["early_stopping"] = early
-        callbacks.append(early)
-    if is_chief:
-        callbacks.append(
-            keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=record is not None)
-        )
+        callbacks.append(stateful["early_stopping"])
+    if run.is_chief:
+        history_csv = str(run.run_dir / "history.csv")
+        callbacks.append(keras.callbacks.CSVLogger(history_csv, append=run.record is not None))
         if t.tensorboard and importlib.util.find_spec("tensorboard") is None:
             _log.warning(
                 "tensorboard is not installed: no TensorBoard logs (pip install tensorboard)"
             )
         elif t.tensorboard:
-            callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs")))
+            callbacks.append(keras.callbacks.TensorBoard(str(run.run_dir / "logs")))
     backup = cbs.ResumableBackup(
-        work_dir / "backup",
+        run.work_dir / "backup",
         t.backup_every_steps,
         state,
         stateful,
         extra={"fingerprint": config.fingerprint()},
     )
     backup.steps_per_epoch = steps_per_epoch
-    callbacks.append(backup)
-    callbacks.extend(extra_callbacks)
-    if record:
-        for key, cb in stateful.items():
-            if key in record.get("callbacks", {}):
-                cb.set_state(record["callbacks"][key])
+    callbacks += [backup, *extra]
+    saved = (run.record or {}).get("callbacks", {})
+    for key, cb in stateful.items():
+        if key in saved:
+            cb.set_state(saved[key])
+    return _Callbacks(callbacks, state, stateful, backup, end_phase)
 
-    verbose = cbs.verbosity(t.progress, sys.stdout.isatty())
+
+def _fit_phases(
+    model: Any,
+    task: Any,
+    t: Any,
+    val_ds: Any,
+    kit: _Callbacks,
+    phases: list[_Phase],
+    steps_per_epoch: int,
+) -> tuple[dict[str, list[float]], bool]:
+    """Runs the phases' `fit` calls; returns (history, whether early stopping ended the run)."""
+    import keras
+
     from shared.training.multiworker_fix import multi_worker_fit_fix
 
-    fix = multi_worker_fit_fix()  # no-op without a distribution strategy
-
+    verbose = cbs.verbosity(t.progress, sys.stdout.isatty())
     history: dict[str, list[float]] = {}
-    phases = []  # (first epoch, last epoch or None, steps per epoch, batches to skip)
-    if start_step:
-        phases.append(
-            (
-                start_epoch,
-                start_epoch,
-                steps_per_epoch - start_step,
-                start_epoch * steps_per_epoch + start_step,
-            )
-        )
-        start_epoch += 1
-    if start_epoch < t.epochs:
-        phases.append((start_epoch, None, steps_per_epoch, start_epoch * steps_per_epoch))
-    end_phase = cbs.EndFitAfterEpoch()
-    callbacks.insert(0, end_phase)
-    stopped_early = False
     # Keras warns when a validation set of unknown length (e.g. bucketed) ends: expected here,
     # and the training stream is infinite so it cannot run out.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
-    with fix:
-        for first, last, steps, skip in phases:
-            state.step_offset = state.step = steps_per_epoch - steps
-            end_phase.last = last
+    with multi_worker_fit_fix():  # a no-op without a distribution strategy
+        for phase in phases:
+            kit.state.step_offset = kit.state.step = phase.offset
+            kit.end_phase.last = phase.last
             # A fresh dataset per fit: a seeded shuffle's order depends on how many iterators
             # its dataset object has made, so only a new object replays the same stream.
             stream = task.datasets(t.global_batch_size)[0].repeat()
             result = model.fit(
-                stream.skip(skip) if skip else stream,
+                stream.skip(phase.skip) if phase.skip else stream,
                 validation_data=val_ds,
                 validation_steps=t.validation_steps,
                 epochs=t.epochs,
-                initial_epoch=first,
-                steps_per_epoch=steps,
-                callbacks=callbacks,
+                initial_epoch=phase.first,
+                steps_per_epoch=steps_per_epoch - phase.offset,
+                callbacks=kit.all,
                 verbose=verbose,
                 shuffle=False,  # the task's dataset is shuffled (seeded) already
             )
             for key, values in result.history.items():
                 history.setdefault(key, []).extend(float(v) for v in values)
-            if state.diverged:
-                raise cbs.TrainingDivergedError(state.diverged)
-            if "early_stopping" in stateful and stateful["early_stopping"].stopped_epoch > 0:
-                stopped_early = True
-                break
-            for cb in stateful.values():  # carry state into the next fit's on_train_begin
+            if kit.state.diverged:
+                raise cbs.TrainingDivergedError(kit.state.diverged)
+            early = kit.stateful.get("early_stopping")
+            if early is not None and early.stopped_epoch > 0:
+                return history, True
+            for cb in kit.stateful.values():  # carry state into the next fit's on_train_begin
                 cb.set_state(cb.get_state())
-            for cb in callbacks:
+            for cb in kit.all:
                 if isinstance(cb, keras.callbacks.CSVLogger):
                     cb.append = True
-    epochs_done = state.epoch + 1 if phases else t.epochs
-    backup.mark_finished(epochs_done)
-    if stopped_early:
-        _log.info(
-            f"early stopping after epoch {epochs_done}: {t.monitor} did not improve for "
-            f"{t.early_stopping_patience} epochs"
-        )
-    r0 = record or {}
-    return TrainResult(
-        run_dir, history, r0.get("epoch", 0), r0.get("step", 0), epochs_done, stopped_early
-    )
+    return history, False
 
 
 def load_checkpoint(task, run_dir: Path, which: str = "best"):
