@@ -245,6 +245,7 @@ def test_unfinished_run_without_backup_restarts_and_runtime_may_change(tmp_path)
     config = fast_config("training.epochs=1")
     run.mkdir()
     (run / "config.yaml").write_text((TINY.parent / "tiny.yaml").read_text())  # another config
+    (run / "history.csv").write_text("epoch,loss\n")  # training began, killed before a backup
     with pytest.raises(RunDirError, match="different config"):
         loop.train(FlatToy, config, run)
     from shared.config import save_config
@@ -395,3 +396,29 @@ def test_crash_in_process_then_resume_matches_uninterrupted_run(tmp_path):
 def test_plan_phases_of_a_resumed_run(start, expected):
     # 3 epochs of 8 steps
     assert [tuple(p) for p in loop.plan_phases(*start, steps_per_epoch=8, epochs=3)] == expected
+
+
+class PickyToy(FlatToy):
+    """Fails before training, as a bad config value found while building the model would."""
+
+    def build_model(self) -> keras.Model:
+        if self.config.model.units == 4:
+            raise ValueError("model.units: 4 is not supported by this model")
+        return super().build_model()
+
+
+def test_failed_start_does_not_block_the_corrected_command(tmp_path):
+    run = tmp_path / "run"
+    bad = fast_config("training.epochs=1", "model.units=4")
+    with pytest.raises(ValueError, match="not supported"):
+        loop.train(PickyToy, bad, run)
+    assert (run / "config.yaml").exists() and not loop.trained(run)
+    (run / "artifacts" / "vocab.txt").write_text("built from the failed config")
+    good = fast_config("training.epochs=1")
+    result = loop.train(PickyToy, good, run)  # no --overwrite needed
+    assert result.epochs_completed == 1 and loop.trained(run)
+    assert load_config(run / "config.yaml") == good
+    assert not (run / "artifacts" / "vocab.txt").exists()  # nothing of the failed attempt kept
+    # a run that trained is protected again
+    with pytest.raises(RunDirError, match=r"different config \(model.units differ\)"):
+        loop.train(PickyToy, bad, run)

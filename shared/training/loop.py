@@ -1,10 +1,13 @@
-"""train, evaluate, export, predict: the spine's entry points (the CLI is a thin layer on them).
+"""`train`: the spine's training loop (resumable, distributed), and the run-directory rule.
 
 Run directory rule (`prepare_run_dir`), applied by `train`:
 
 * missing or empty            -> a fresh run.
 * `overwrite=True`            -> its contents are deleted first (only if it is a run directory,
                                  i.e. holds `config.yaml`, or is empty).
+* holds an attempt that failed before training started (a config.yaml but no history.csv,
+  backup, checkpoint, evaluation, metrics or export: e.g. a bad value found while reading the
+  data or building the model) -> not a run to protect: reused (cleared if the config differs).
 * holds a run whose config equals the new one (ignoring `runtime.*`, `training.progress` and
   `training.tensorboard`, which may change between attempts, e.g. another number of GPUs):
     - unfinished              -> RESUME from `backup/state.json` (or from scratch when the
@@ -76,6 +79,30 @@ def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+TRAINING_OUTPUTS = ("history.csv", "backup", "checkpoints", "eval", "metrics.json", "exports")
+
+
+def trained(run_dir: Path) -> bool:
+    """True once training has started in `run_dir` (one of TRAINING_OUTPUTS is non-empty).
+
+    `history.csv` is written when the first `fit` begins, so a run directory without any of
+    them holds only an attempt that failed before training: nothing to protect.
+    """
+    for name in TRAINING_OUTPUTS:
+        path = run_dir / name
+        if path.is_file() or (path.is_dir() and any(path.iterdir())):
+            return True
+    return False
+
+
+def _clear(work_dir: Path, is_chief: bool) -> None:
+    """Deletes the contents of `work_dir` (the chief keeps the other workers' `workers/`)."""
+    for child in work_dir.iterdir():
+        if is_chief and child.name == "workers":
+            continue
+        shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
 def prepare_run_dir(
     run_dir: Path, config: ExperimentConfig, overwrite: bool, work_dir: Path | None = None
 ) -> dict[str, Any] | None:
@@ -100,10 +127,7 @@ def prepare_run_dir(
                 "to delete it with --overwrite"
             )
         _log.info(f"--overwrite: deleting the previous run in {work_dir}")
-        for child in work_dir.iterdir():
-            if is_chief and child.name == "workers":
-                continue
-            shutil.rmtree(child) if child.is_dir() else child.unlink()
+        _clear(work_dir, is_chief)
     # `workers/` may already have been created by the other workers of a multi-worker run.
     if not run_dir.exists() or not any(c.name != "workers" for c in run_dir.iterdir()):
         return None
@@ -117,6 +141,10 @@ def prepare_run_dir(
         return cbs.read_backup(work_dir / "backup")
     old = yaml.safe_load(config_file.read_text()) or {}
     differ = diff_configs(_comparable(old), _comparable(config.to_dict()))
+    if differ and is_chief and not trained(run_dir):
+        _log.info(f"reusing {run_dir}: its previous attempt stopped before training started")
+        _clear(run_dir, is_chief)
+        return None
     if differ:
         raise RunDirError(
             f"{run_dir} holds a run with a different config ({', '.join(differ[:8])}"
