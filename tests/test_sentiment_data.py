@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from suites.sentiment.data import (
-    DataFormatError,
+from shared.errors import DataError
+from suites.sentiment.readers import (
     LabeledTexts,
     load_tfds,
     read_delimited,
@@ -44,13 +44,13 @@ def test_sst2_reads_label_and_sentence(tmp_path):
 )
 def test_sst2_bad_input_names_file_and_line(tmp_path, content, message):
     path = write(tmp_path / "bad.txt", content)
-    with pytest.raises(DataFormatError, match=message) as err:
+    with pytest.raises(DataError, match=message) as err:
         read_sst2(path)
     assert str(path) in str(err.value)
 
 
 def test_missing_file_is_reported(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope"):
+    with pytest.raises(DataError, match="nope"):
         read_sst2(tmp_path / "nope")
 
 
@@ -65,7 +65,7 @@ def test_blank_lines_are_skipped_with_a_count(tmp_path, caplog):
 def test_polarity_pair_labels_by_file_and_latin1_fallback(tmp_path, caplog):
     pos = write(tmp_path / "x.pos", "a charming film \nsimply great \n")
     neg = write(tmp_path / "x.neg", b"a clich\xe9d mess \n")  # Latin-1, as in the Cornell original
-    with pytest.raises(DataFormatError, match=r"x\.neg:1: invalid UTF-8"):
+    with pytest.raises(DataError, match=r"x\.neg:1: invalid UTF-8"):
         read_polarity_pair(pos, neg)
     with caplog.at_level(logging.WARNING):
         data = read_polarity_pair(pos, neg, encoding_fallback="cp1252")
@@ -77,7 +77,7 @@ def test_polarity_pair_labels_by_file_and_latin1_fallback(tmp_path, caplog):
 def test_polarity_pair_rejects_an_empty_file(tmp_path):
     pos = write(tmp_path / "p", "good\n")
     neg = write(tmp_path / "n", "\n")
-    with pytest.raises(DataFormatError, match="file is empty"):
+    with pytest.raises(DataError, match="file is empty"):
         read_polarity_pair(pos, neg)
 
 
@@ -128,7 +128,7 @@ def test_tsv_with_given_names_and_integer_labels(tmp_path):
 )
 def test_delimited_bad_input(tmp_path, content, message):
     path = write(tmp_path / "bad.csv", content)
-    with pytest.raises(DataFormatError, match=message) as err:
+    with pytest.raises(DataError, match=message) as err:
         read_delimited(path, label_names=["neg", "pos"])
     assert str(path) in str(err.value)
 
@@ -161,7 +161,7 @@ def test_tfds_reader_rejects_unlabelled_examples():
 
     with (
         tfds.testing.mock_data(as_dataset_fn=as_dataset),
-        pytest.raises(DataFormatError, match=r"example 1: label -1"),
+        pytest.raises(DataError, match=r"example 1: label -1"),
     ):
         load_tfds("glue/sst2", "test")
 

@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 
 from shared.config import load_config
+from shared.errors import DataError
 from shared.task import get_task
 from suites.sentiment import extra
+from suites.sentiment.config import DataConfig
+from suites.sentiment.data import read_splits as load_splits
 from suites.sentiment.overlap import OverlapFilter, overlap_key
-from suites.sentiment.task import SentimentDataConfig, load_splits
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "sentiment" / "sst2_rt.yaml"
 
@@ -65,7 +67,7 @@ def files(tmp_path):
 
 
 def _config(sst, **overrides):
-    return SentimentDataConfig(
+    return DataConfig(
         data_dir=str(sst),
         train_file="train",
         validation_file="dev",
@@ -88,9 +90,7 @@ def test_key_undoes_both_tokenisations():
 
 def test_filter_drops_exactly_the_overlapping_snippets(files):
     splits = load_splits(_config(files), seed=0)
-    merged, stats = extra.add_extra_train(
-        splits, ["rt_polarity:../rt-polarity"], str(files)
-    )
+    merged, stats = extra.add_extra_train(splits, ["rt_polarity:../rt-polarity"], str(files))
     # read_polarity_pair lists negatives first, each file in order
     expected = [(s, 0) for s, drop in NEGATIVE if not drop] + [
         (s.strip(), 1) for s, drop in POSITIVE if not drop
@@ -147,9 +147,9 @@ def test_sst2_and_csv_entries_and_label_checks(files, tmp_path):
     (tmp_path / "odd.tsv").write_text("text\tlabel\nmeh\tneutral\n")
     with pytest.raises(Exception, match=r"odd\.tsv:2: unknown label 'neutral'"):
         extra.add_extra_train(splits, ["csv:../odd.tsv"], str(files))
-    with pytest.raises(ValueError, match=r"data\.extra_train: 'json:x'"):
-        SentimentDataConfig(extra_train=["json:x"])
-    with pytest.raises(FileNotFoundError, match="not a folder"):
+    with pytest.raises(ValueError, match=r"extra_train: 'json:x' must be '<format>:<path>'"):
+        DataConfig(extra_train=["json:x"])
+    with pytest.raises(DataError, match="not a folder"):
         extra.add_extra_train(splits, ["rt_polarity:nowhere"], str(files))
 
 

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from suites.sentiment.inputs import normalize
-from suites.sentiment.model import build_classifier
-from suites.sentiment.pooling import AttentionPooling1D, MaskedGlobalMaxPooling1D
+from suites.sentiment.model import AttentionPooling1D, MaskedGlobalMaxPooling1D, build_classifier
+from suites.sentiment.text import normalize
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(3, 5, 4)).astype("float32")
@@ -113,8 +112,9 @@ def test_ptb_normalisation_maps_raw_text_to_sst_style_and_is_idempotent():
 
 def test_bucketed_and_plain_datasets_hold_the_same_examples(tmp_path):
     from shared.data.tokenizer import SentencePieceTokenizer, train_sentencepiece
-    from suites.sentiment.data import make_negation_examples
-    from suites.sentiment.inputs import encode, make_dataset
+    from suites.sentiment.data import make_dataset
+    from suites.sentiment.readers import make_negation_examples
+    from suites.sentiment.text import encode
 
     data = make_negation_examples(90, seed=0)
     path = train_sentencepiece(data.texts, tmp_path / "sp.model", 40, hard_vocab_limit=False)

@@ -1,334 +1,167 @@
-"""Readers for labelled sentiment text: SST-2 lines, rt-polarity pairs, CSV/TSV files and TFDS.
+"""The sentiment data: the configured splits (readers.py, extra.py) and their tf.data pipelines.
 
-Every reader returns a `LabeledTexts` (parallel lists of texts and integer labels plus the label
-names, index = class id). Bad input raises `DataFormatError` naming the file and the 1-based line.
-
-Rules shared by the file readers (documented here, tested in tests/test_sentiment_data.py):
-
-- Files are decoded as strict UTF-8, one line at a time. A line that is not valid UTF-8 is an error
-  naming file, line and byte column, unless `encoding_fallback` is given (e.g. "cp1252" for the
-  original Cornell rt-polarity release, which is Latin-1/cp1252): such a line is then decoded with
-  the fallback and the number of lines so decoded is logged. The shared copies of SST-2 and
-  rt-polarity are valid UTF-8 throughout (checked: 0 undecodable lines).
-- A trailing "\\r" (CRLF files) and surrounding whitespace are stripped from each text.
-- Blank lines are skipped and their number is logged; a file with no examples is an error.
+Formats (`data.format`):
+    sst2         `<label> <sentence>` lines: `train_file`, `validation_file`, `test_file`.
+    rt_polarity  `positive_file` / `negative_file`, split with `split_seed` into train/validation/
+                 test by `validation_fraction` / `test_fraction` (stratified).
+    csv          CSV/TSV with a header (`text_column`, `label_column`): the three *_file keys.
+    tfds         `tfds_name` with `tfds_train_split` / `tfds_validation_split` / `tfds_test_split`
+                 (prepared data only, never downloaded; `data_dir` is the TFDS data directory).
+    synthetic    the generated negation set (`readers.make_negation_examples`), no files needed.
+File names are relative to `data_dir` (absolute names are used as they are). `data.extra_train`
+appends further labelled sources to the training split after the overlap filter (extra.py).
 """
 
 from __future__ import annotations
 
-import csv
-import dataclasses
-import io
-import logging
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import numpy as np
+import tensorflow as tf
 
-logger = logging.getLogger(__name__)
+from shared.data.pipeline import bucket_by_length, shuffle_and_bucket
+from shared.data.sources import resolve_under
+from shared.data.tokenizer import SentencePieceTokenizer
+from shared.errors import DataError
+from suites.sentiment import extra, readers
+from suites.sentiment.config import DataConfig, Normalization
+from suites.sentiment.readers import LabeledTexts
+from suites.sentiment.text import encode
 
-BINARY_LABELS = ("negative", "positive")
-
-
-class DataFormatError(ValueError):
-    """Malformed input data; the message names the file and line."""
-
-
-@dataclasses.dataclass(frozen=True)
-class LabeledTexts:
-    """Parallel texts and integer labels.
-
-    Attributes:
-        texts: the raw texts.
-        labels: class ids, `0 <= label < len(label_names)`.
-        label_names: class names; index = class id.
-    """
-
-    texts: list[str]
-    labels: list[int]
-    label_names: tuple[str, ...]
-
-    def __post_init__(self):
-        if len(self.texts) != len(self.labels):
-            raise ValueError(f"{len(self.texts)} texts but {len(self.labels)} labels")
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    def subset(self, indices: Sequence[int]) -> LabeledTexts:
-        """The examples at `indices`, in that order."""
-        return LabeledTexts(
-            [self.texts[i] for i in indices], [self.labels[i] for i in indices], self.label_names
-        )
-
-    def class_counts(self) -> list[int]:
-        """Number of examples per class id."""
-        return np.bincount(self.labels, minlength=len(self.label_names)).tolist()
+Splits = dict[str, LabeledTexts]
+SPLIT_FILES = {"train": "train_file", "validation": "validation_file", "test": "test_file"}
 
 
-def _decode_lines(path: Path, encoding_fallback: str | None) -> Iterator[tuple[int, str]]:
-    """Yields (1-based line number, stripped text) of the non-blank lines of `path`."""
+def _path(config: DataConfig, key: str) -> Path:
+    """The file named by `data.<key>`, relative to `data.data_dir`; must exist."""
+    path = resolve_under(getattr(config, key), config.data_dir)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    raw = path.read_bytes()
-    if not raw.strip():
-        raise DataFormatError(f"{path}: file is empty")
-    blank = fallback = 0
-    for number, line in enumerate(raw.split(b"\n"), start=1):
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as err:
-            if encoding_fallback is None:
-                raise DataFormatError(
-                    f"{path}:{number}: invalid UTF-8 at byte {err.start + 1} of the line "
-                    f"({line[err.start : err.start + 4]!r}); set data.encoding_fallback "
-                    f"(e.g. 'cp1252') to decode such lines with another encoding"
-                ) from None
-            text = line.decode(encoding_fallback, errors="strict")
-            fallback += 1
-        text = text.strip()
-        if not text:
-            # The final split after a trailing newline is not a line of the file.
-            if number <= raw.count(b"\n"):
-                blank += 1
-            continue
-        yield number, text
-    if blank:
-        logger.warning("%s: skipped %d blank line(s)", path, blank)
-    if fallback:
-        logger.warning(
-            "%s: decoded %d line(s) as %s (not UTF-8)", path, fallback, encoding_fallback
+        raise DataError(
+            f"data.{key}: {path} not found (data.data_dir={config.data_dir!r}; "
+            f"set it in the config or with --data-dir)"
         )
+    return path
 
 
-def _nonempty(data: LabeledTexts, path: Path) -> LabeledTexts:
-    if not data.texts:
-        raise DataFormatError(f"{path}: no examples")
-    return data
-
-
-def read_sst2(
-    path: str | Path,
-    label_names: Sequence[str] = BINARY_LABELS,
-    encoding_fallback: str | None = None,
-) -> LabeledTexts:
-    """Reads SST-style lines `<label> <sentence>` (label = class id, split on the first space).
-
-    Args:
-        path: the file, e.g. `stsa.binary.train`.
-        label_names: class names; the integer labels must index into it.
-        encoding_fallback: see the module docstring.
-
-    Raises:
-        DataFormatError: empty file, a line without label or sentence, a label that is not a
-            class id, undecodable bytes.
-    """
-    path = Path(path)
-    texts, labels = [], []
-    for number, line in _decode_lines(path, encoding_fallback):
-        head, _, sentence = line.partition(" ")
-        if not head.lstrip("-").isdigit():
-            raise DataFormatError(
-                f"{path}:{number}: expected '<label> <sentence>' with an integer label, "
-                f"got {line[:60]!r}"
+def _read_files(config: DataConfig) -> Splits:
+    """The sst2/csv splits named by `train_file`, `validation_file`, `test_file`."""
+    names = tuple(config.label_names) or None
+    splits: Splits = {}
+    for split, key in SPLIT_FILES.items():
+        if getattr(config, key) is None:
+            continue
+        if config.format == "sst2":
+            splits[split] = readers.read_sst2(
+                _path(config, key), names or readers.BINARY_LABELS, config.encoding_fallback
             )
-        label = int(head)
-        if not 0 <= label < len(label_names):
-            raise DataFormatError(
-                f"{path}:{number}: unknown label {label} (expected 0..{len(label_names) - 1} "
-                f"for {list(label_names)})"
+        else:  # csv: later splits use the training file's label names
+            known = splits["train"].label_names if "train" in splits else names
+            splits[split] = readers.read_delimited(
+                _path(config, key),
+                config.text_column,
+                config.label_column,
+                known,
+                config.delimiter,
             )
-        sentence = sentence.strip()
-        if not sentence:
-            raise DataFormatError(f"{path}:{number}: label {label} has no sentence")
-        texts.append(sentence)
-        labels.append(label)
-    return _nonempty(LabeledTexts(texts, labels, tuple(label_names)), path)
+    return splits
 
 
-def read_polarity_pair(
-    positive_path: str | Path,
-    negative_path: str | Path,
-    encoding_fallback: str | None = None,
-) -> LabeledTexts:
-    """Reads rt-polarity style files: one text per line, the label given by the file.
+def read_splits(config: DataConfig, seed: int) -> Splits:
+    """The configured splits, without the extra training data."""
+    if config.format == "synthetic":
+        sizes = [
+            config.synthetic_train_size,
+            config.synthetic_eval_size,
+            config.synthetic_eval_size,
+        ]
+        return {
+            split: readers.make_negation_examples(size, seed + i)
+            for i, (split, size) in enumerate(zip(SPLIT_FILES, sizes, strict=True))
+        }
+    if config.format == "rt_polarity":
+        pair = readers.read_polarity_pair(
+            _path(config, "positive_file"),
+            _path(config, "negative_file"),
+            config.encoding_fallback,
+        )
+        fractions = {"validation": config.validation_fraction, "test": config.test_fraction}
+        return readers.split_seeded(
+            pair, {k: v for k, v in fractions.items() if v > 0}, config.split_seed
+        )
+    if config.format == "tfds":
+        names = tuple(config.label_names) or None
+        splits = {
+            "train": config.tfds_train_split,
+            "validation": config.tfds_validation_split,
+            "test": config.tfds_test_split,
+        }
+        return {
+            key: readers.load_tfds(config.tfds_name, split, config.data_dir, label_names=names)
+            for key, split in splits.items()
+            if split is not None
+        }
+    return _read_files(config)
 
-    Returns negatives first (label 0 "negative"), then positives (label 1 "positive"), each in
-    file order; use `split_seeded` to shuffle into splits.
-    """
-    texts, labels = [], []
-    for label, path in ((0, Path(negative_path)), (1, Path(positive_path))):
-        before = len(texts)
-        for _, line in _decode_lines(path, encoding_fallback):
-            texts.append(line)
-            labels.append(label)
-        if len(texts) == before:
-            raise DataFormatError(f"{path}: no examples")
-    return LabeledTexts(texts, labels, BINARY_LABELS)
 
-
-def split_seeded(
-    data: LabeledTexts, fractions: dict[str, float], seed: int
-) -> dict[str, LabeledTexts]:
-    """Splits `data` into a stratified, seeded, disjoint "train" split and the named others.
-
-    Args:
-        data: the examples.
-        fractions: split name -> fraction of each class, e.g. {"validation": 0.1, "test": 0.1};
-            "train" gets the rest.
-        seed: permutation seed; the same seed and data give the same splits.
+def load_splits(config: DataConfig, seed: int) -> tuple[Splits, list[dict]]:
+    """Reads {"train", "validation"?, "test"?} and appends `data.extra_train` to "train".
 
     Returns:
-        {"train": ..., **{name: ...}} with examples in shuffled order.
+        The splits and, per `data.extra_train` entry, its counts (read, dropped, kept).
     """
-    if any(f < 0 for f in fractions.values()) or sum(fractions.values()) >= 1:
-        raise ValueError(f"split fractions must be >= 0 and sum to < 1, got {fractions}")
-    rng = np.random.default_rng(seed)
-    labels = np.asarray(data.labels)
-    parts: dict[str, list[int]] = {name: [] for name in ["train", *fractions]}
-    for label in range(len(data.label_names)):
-        members = rng.permutation(np.flatnonzero(labels == label))
-        start = 0
-        for name, fraction in fractions.items():
-            count = int(round(fraction * len(members)))
-            parts[name].extend(members[start : start + count].tolist())
-            start += count
-        parts["train"].extend(members[start:].tolist())
-    return {name: data.subset(rng.permutation(ids).tolist()) for name, ids in parts.items()}
+    return extra.add_extra_train(
+        read_splits(config, seed),
+        config.extra_train,
+        config.data_dir,
+        config.extra_overlap_filter,
+        config.extra_overlap_min_words,
+        text_column=config.text_column,
+        label_column=config.label_column,
+        delimiter=config.delimiter,
+        encoding_fallback=config.encoding_fallback,
+    )
 
 
-def read_delimited(
-    path: str | Path,
-    text_column: str = "text",
-    label_column: str = "label",
-    label_names: Sequence[str] | None = None,
-    delimiter: str | None = None,
-) -> LabeledTexts:
-    """Reads a CSV/TSV file with a header row holding `text_column` and `label_column`.
+def make_dataset(
+    data: LabeledTexts,
+    tokenizer: SentencePieceTokenizer,
+    batch_size: int,
+    max_length: int,
+    normalization: Normalization = "ptb",
+    shuffle_seed: int | None = None,
+    num_buckets: int = 0,
+) -> tf.data.Dataset:
+    """Batched `(ids, label)` pairs; shuffled each epoch with `shuffle_seed` unless it is None.
 
-    A label cell is matched against `label_names` first; failing that, an integer cell in range is
-    taken as a class id. With `label_names=None` the names are the sorted distinct label cells of
-    this file (pass the training file's names when reading other splits).
-
-    Args:
-        path: the file; quoting follows the `csv` module (RFC 4180).
-        text_column: header of the text column.
-        label_column: header of the label column.
-        label_names: class names, or None to infer them.
-        delimiter: field separator; None = tab for `.tsv`/`.tab` files, else comma.
+    With `num_buckets == 0` texts are batched first and encoded per batch (the `encode` of the
+    export graph), so each batch is padded to its own longest text. With `num_buckets > 0` each
+    text is encoded once and texts of similar length are batched together (boundaries at length
+    quantiles): less padding, so faster recurrent layers; the ids of each text are the same.
     """
-    path = Path(path)
-    if delimiter is None:
-        delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
-    # Decode line by line first so an undecodable byte is reported with its line number.
-    for _ in _decode_lines(path, None):
-        pass
-    content = path.read_bytes().decode("utf-8-sig")  # tolerate a byte-order mark (Excel)
-    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
-    header = next(reader)
-    for column in (text_column, label_column):
-        if column not in header:
-            raise DataFormatError(
-                f"{path}:{reader.line_num}: header {header} has no column {column!r} "
-                f"(set data.text_column / data.label_column)"
-            )
-    text_at, label_at = header.index(text_column), header.index(label_column)
-    rows = []
-    for row in reader:
-        number = reader.line_num  # last physical line of the (possibly multi-line) record
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            raise DataFormatError(
-                f"{path}:{number}: expected {len(header)} fields {header}, got {len(row)}"
-            )
-        text, label = row[text_at].strip(), row[label_at].strip()
-        if not label:
-            raise DataFormatError(f"{path}:{number}: empty {label_column!r}")
-        rows.append((number, text, label))
-    names = tuple(label_names) if label_names is not None else tuple(sorted({r[2] for r in rows}))
-    index = {name: i for i, name in enumerate(names)}
-    texts, labels = [], []
-    for number, text, label in rows:
-        if label in index:
-            labels.append(index[label])
-        elif label.lstrip("-").isdigit() and 0 <= int(label) < len(names):
-            labels.append(int(label))
-        else:
-            raise DataFormatError(
-                f"{path}:{number}: unknown label {label!r} (known: {list(names)})"
-            )
-        texts.append(text)
-    return _nonempty(LabeledTexts(texts, labels, names), path)
-
-
-def load_tfds(
-    name: str,
-    split: str,
-    data_dir: str | None = None,
-    text_key: str | None = None,
-    label_names: Sequence[str] | None = None,
-) -> LabeledTexts:
-    """Loads a prepared TFDS dataset (no download) as `LabeledTexts`.
-
-    Args:
-        name: TFDS name, e.g. "imdb_reviews" or "glue/sst2".
-        split: TFDS split, e.g. "train", "validation", "test[:10%]".
-        data_dir: TFDS data directory (None = TFDS default, ~/tensorflow_datasets).
-        text_key: feature holding the text; None = "text" or "sentence", whichever exists.
-        label_names: class names; None = the names of the dataset's "label" ClassLabel feature.
-
-    Raises:
-        DataFormatError: a label outside the classes (e.g. -1 in the unlabelled GLUE test split).
-    """
-    import tensorflow_datasets as tfds
-
-    dataset, info = tfds.load(name, split=split, data_dir=data_dir, download=False, with_info=True)
-    features = info.features
-    if text_key is None:
-        text_key = next((k for k in ("text", "sentence") if k in features), None)
-        if text_key is None:
-            raise DataFormatError(f"tfds {name}: no 'text'/'sentence' feature in {list(features)}")
-    if label_names is None:
-        label_names = features["label"].names
-    texts, labels = [], []
-    for position, example in enumerate(tfds.as_numpy(dataset)):
-        label = int(example["label"])
-        if not 0 <= label < len(label_names):
-            raise DataFormatError(
-                f"tfds {name}[{split}] example {position}: label {label} outside "
-                f"{list(label_names)} (unlabelled split?)"
-            )
-        texts.append(example[text_key].decode("utf-8"))
-        labels.append(label)
-    if not texts:
-        raise DataFormatError(f"tfds {name}[{split}]: no examples")
-    return LabeledTexts(texts, labels, tuple(label_names))
-
-
-_POSITIVE_WORDS = ("good", "great", "fine", "lovely", "superb", "charming", "clever", "moving")
-_NEGATIVE_WORDS = ("bad", "awful", "dull", "boring", "clumsy", "tedious", "bland", "weak")
-_SUBJECTS = ("the film", "this movie", "the plot", "the acting", "the story", "the script")
-
-
-def make_negation_examples(count: int, seed: int) -> LabeledTexts:
-    """A generated set that only word order can solve (for tests and the tiny config).
-
-    Each text holds one positive and one negative adjective and exactly one "not", e.g.
-    "the plot was not dull but clumsy"; the label is positive iff "not" precedes the negative
-    adjective. Both labels share the same bag of words, so a bag-of-words model scores 50%.
-    """
-    rng = np.random.default_rng(seed)
-    texts, labels = [], []
-    for _ in range(count):
-        good = _POSITIVE_WORDS[rng.integers(len(_POSITIVE_WORDS))]
-        bad = _NEGATIVE_WORDS[rng.integers(len(_NEGATIVE_WORDS))]
-        first, second = (good, bad) if rng.random() < 0.5 else (bad, good)
-        negate_first = bool(rng.random() < 0.5)
-        negated = first if negate_first else second
-        a = f"not {first}" if negate_first else first
-        b = second if negate_first else f"not {second}"
-        subject = _SUBJECTS[rng.integers(len(_SUBJECTS))]
-        texts.append(f"{subject} was {a} and {b}")
-        labels.append(int(negated == bad))
-    return LabeledTexts(texts, labels, BINARY_LABELS)
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(data.texts, tf.string), tf.constant(data.labels, tf.int32))
+    )
+    if num_buckets == 0:
+        if shuffle_seed is not None:
+            dataset = dataset.shuffle(len(data), seed=shuffle_seed, reshuffle_each_iteration=True)
+        dataset = dataset.batch(batch_size).map(
+            lambda texts, labels: (encode(tokenizer, texts, max_length, normalization), labels),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        return dataset.prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.map(
+        lambda text, label: (
+            encode(tokenizer, text[tf.newaxis], max_length, normalization)[0],
+            label,
+        ),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    length = lambda ids, label: tf.shape(ids)[0]  # noqa: E731
+    if shuffle_seed is None:
+        dataset = bucket_by_length(dataset, length, batch_size, num_buckets=num_buckets)
+    else:
+        dataset = shuffle_and_bucket(
+            dataset, length, batch_size, shuffle_seed, len(data), num_buckets=num_buckets
+        )
+    return dataset.prefetch(tf.data.AUTOTUNE)

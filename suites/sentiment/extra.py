@@ -18,16 +18,16 @@ writes them to `artifacts/extra_train.json`).
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from shared.data.sources import parse_format_entry
-from suites.sentiment import data as readers
+from shared.errors import DataError
+from shared.log import get_logger
+from suites.sentiment import readers
+from suites.sentiment.config import EXTRA_FORMATS as FORMATS
 from suites.sentiment.overlap import OverlapFilter
 
-logger = logging.getLogger(__name__)
-
-FORMATS = ("rt_polarity", "sst2", "csv")
+log = get_logger(__name__)
 
 
 def parse_entry(entry: str, data_dir: str | None) -> tuple[str, Path]:
@@ -47,10 +47,12 @@ def read_entry(
     """Reads one extra source; its label names must equal `label_names`."""
     if fmt == "rt_polarity":
         if not path.is_dir():
-            raise FileNotFoundError(f"data.extra_train: {path} is not a folder (rt_polarity)")
+            raise DataError(f"data.extra_train: {path} is not a folder (rt_polarity)")
         data = readers.read_polarity_pair(
             path / "rt-polarity.pos", path / "rt-polarity.neg", encoding_fallback
         )
+    elif not path.is_file():
+        raise DataError(f"data.extra_train: {path} not found ({fmt} file)")
     elif fmt == "sst2":
         data = readers.read_sst2(path, label_names, encoding_fallback)
     elif fmt == "csv":
@@ -58,7 +60,7 @@ def read_entry(
     else:
         raise ValueError(f"data.extra_train: unknown format {fmt!r} (known: {FORMATS})")
     if tuple(data.label_names) != tuple(label_names):
-        raise ValueError(
+        raise DataError(
             f"data.extra_train: {path} has labels {list(data.label_names)}, the training data "
             f"{list(label_names)}"
         )
@@ -105,7 +107,7 @@ def add_extra_train(
                 "protected_sentences": len(protected) if check else 0,
             }
         )
-        logger.warning(
+        log.warning(
             "data.extra_train %s: %d read, %d dropped (overlap with %d validation/test "
             "sentences), %d added",
             entry,

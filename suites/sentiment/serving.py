@@ -1,30 +1,34 @@
-"""The raw-string SavedModel: `serving_default(text) -> {probabilities, label}`.
+"""The sentiment export: `serving_default(text) -> {probabilities, label}` on raw strings.
 
-The SentencePiece model and the text normalisation are part of the graph (see `inputs.encode`),
-so the export needs nothing but `import tensorflow_text` before `tf.saved_model.load`. The class
+The SentencePiece model and the text normalisation are part of the graph (`text.encode`), so
+the export needs nothing but `import tensorflow_text` before `tf.saved_model.load`. The class
 names are in `assets/labels.txt`, one per line, line i = class id i.
+
+Edge inputs: an empty batch gives empty outputs (`[0, classes]` and `[0]`); an empty or blank
+string is a fully masked row and gets a valid (near-prior) answer; a text longer than
+`data.max_length` pieces is truncated to its head; bytes that are not UTF-8 become U+FFFD.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import keras
 import tensorflow as tf
 
 from shared.data.tokenizer import SentencePieceTokenizer
-from suites.sentiment.inputs import Normalization, encode
+from shared.serving import ServingModule
+from suites.sentiment.config import Normalization
+from suites.sentiment.text import encode
 
 LABELS_ASSET = "labels.txt"
 
 
-class SentimentServer(tf.Module):
-    """Wraps tokenizer + classifier behind a `tf.string [None]` signature.
+class SentimentServer(ServingModule):
+    """Tokenizer + classifier behind a `tf.string [None]` signature.
 
     Args:
         model: the trained classifier (ids -> probabilities).
         tokenizer: the SentencePiece tokenizer it was trained with.
-        labels_file: text file with one class name per line (copied into the export's assets).
+        label_names: class names, index = class id (written as `assets/labels.txt`).
         max_length: tokens kept per text (as in training).
         normalization: text normalisation rule (as in training).
     """
@@ -33,16 +37,16 @@ class SentimentServer(tf.Module):
         self,
         model: keras.Model,
         tokenizer: SentencePieceTokenizer,
-        labels_file: str | Path,
+        label_names: list[str],
         max_length: int,
         normalization: Normalization,
     ):
         super().__init__(name="sentiment_server")
         self.model = model
         self.tokenizer = tokenizer
-        self.labels = tf.saved_model.Asset(str(labels_file))
         self.max_length = max_length
         self.normalization = normalization
+        self.add_asset(LABELS_ASSET, "".join(f"{name}\n" for name in label_names))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -50,18 +54,3 @@ class SentimentServer(tf.Module):
         ids = encode(self.tokenizer, text, self.max_length, self.normalization)
         probabilities = tf.cast(self.model(ids, training=False), tf.float32)
         return {"probabilities": probabilities, "label": tf.argmax(probabilities, axis=-1)}
-
-
-def export_savedmodel(server: SentimentServer, out_dir: str | Path) -> Path:
-    """Saves `server` to `out_dir` with `serving_default` = `server.serve`."""
-    out_dir = Path(out_dir)
-    tf.saved_model.save(server, str(out_dir), signatures={"serving_default": server.serve})
-    return out_dir
-
-
-def read_labels(export_dir: str | Path) -> list[str]:
-    """The class names stored in an export."""
-    path = Path(export_dir) / "assets" / LABELS_ASSET
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not a sentiment export (no assets/{LABELS_ASSET})")
-    return path.read_text(encoding="utf-8").splitlines()

@@ -1,0 +1,98 @@
+"""The sentiment task's `data` and `model` config sections.
+
+Every key is documented by its comment (the configuration reference is generated from them);
+value ranges are declared in the field metadata and checked when a config is loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from shared.config import at_least, fraction
+from shared.data.sources import parse_format_entry
+from shared.errors import ConfigError
+
+Format = Literal["sst2", "rt_polarity", "csv", "tfds", "synthetic"]
+Normalization = Literal["none", "ptb"]
+Pooling = Literal["last", "max", "attention"]
+EXTRA_FORMATS = ("rt_polarity", "sst2", "csv")
+
+
+@dataclass
+class DataConfig:
+    """Where the labelled text comes from and how it becomes ids (formats: see data.py)."""
+
+    format: Format = "sst2"  # sst2, rt_polarity, csv, tfds or synthetic (see data.py)
+    data_dir: str | None = None  # base folder of the *_file keys (TFDS: its data directory)
+    train_file: str = "stsa.binary.train"  # sst2/csv: training file
+    validation_file: str | None = "stsa.binary.dev"  # sst2/csv: validation file (None: none)
+    test_file: str | None = None  # sst2/csv: test file (None: none)
+    positive_file: str = "rt-polarity.pos"  # rt_polarity: positive snippets, one per line
+    negative_file: str = "rt-polarity.neg"  # rt_polarity: negative snippets, one per line
+    # rt_polarity: share of each class held out for validation
+    validation_fraction: float = field(default=0.1, metadata=fraction())
+    # rt_polarity: share of each class held out for test
+    test_fraction: float = field(default=0.1, metadata=fraction())
+    split_seed: int = 1234  # rt_polarity: seed of the split (fixed, independent of `seed`)
+    # decode lines that are not UTF-8 with this codec (e.g. cp1252 for Cornell's original MR)
+    encoding_fallback: str | None = None
+    text_column: str = "text"  # csv: header of the text column
+    label_column: str = "label"  # csv: header of the label column
+    delimiter: str | None = None  # csv: field separator; None: tab for .tsv, else comma
+    label_names: list[str] = field(default_factory=list)  # class names; []: format default
+    tfds_name: str = "imdb_reviews"  # tfds: dataset name, e.g. imdb_reviews, glue/sst2
+    tfds_train_split: str = "train"  # tfds: training split
+    tfds_validation_split: str | None = "test"  # tfds: validation split (None: none)
+    tfds_test_split: str | None = None  # tfds: test split (None: none)
+    # synthetic: training examples of the generated negation set
+    synthetic_train_size: int = field(default=800, metadata=at_least(1))
+    # synthetic: validation and test examples each
+    synthetic_eval_size: int = field(default=200, metadata=at_least(1))
+    # SentencePiece vocabulary size (a soft limit: tiny corpora get fewer pieces)
+    vocab_size: int = field(default=8000, metadata=at_least(8))
+    tokenizer_type: Literal["unigram", "bpe"] = "unigram"  # SentencePiece model type
+    normalization: Normalization = "ptb"  # in-graph text normalisation (text.py)
+    # tokens kept per text (the head); longer texts are truncated
+    max_length: int = field(default=128, metadata=at_least(1))
+    # training batches drawn from this many length buckets (less padding); 0: plain batches
+    num_buckets: int = field(default=4, metadata=at_least(0))
+    # extra labelled training data, each "<format>:<path>" with format rt_polarity (a folder),
+    # sst2 or csv (a file), relative to data_dir; e.g. "rt_polarity:../rt-polarity" (extra.py)
+    extra_train: list[str] = field(default_factory=list)
+    # drop extra texts that equal, contain or are part of a validation or test sentence, so
+    # the evaluation stays honest when both come from one source (overlap.py)
+    extra_overlap_filter: bool = True
+    # sentences and texts with fewer words are matched exactly only (not as contained words)
+    extra_overlap_min_words: int = field(default=3, metadata=at_least(1))
+
+    def __post_init__(self):
+        if self.validation_fraction + self.test_fraction >= 1:
+            raise ConfigError(
+                "validation_fraction + test_fraction must be < 1, got "
+                f"{self.validation_fraction} + {self.test_fraction}"
+            )
+        for entry in self.extra_train:  # the format here; the path when it is read
+            parse_format_entry(entry, EXTRA_FORMATS, None, "extra_train")
+
+
+@dataclass
+class ModelConfig:
+    """The classifier: Embedding -> BiPeepholeLSTM stack -> pooling -> softmax (model.py)."""
+
+    embedding_dim: int = field(default=128, metadata=at_least(1))  # token embedding width
+    # units per direction of each stacked bidirectional LSTM
+    lstm_units: list[int] = field(default_factory=lambda: [128], metadata=at_least(1))
+    pooling: Pooling = "max"  # sequence -> vector: last states, masked max or attention
+    # attention pooling: hidden width of the scorer
+    attention_units: int = field(default=64, metadata=at_least(1))
+    embedding_dropout: float = field(default=0.2, metadata=fraction())  # on embedded tokens
+    lstm_dropout: float = field(default=0.0, metadata=fraction())  # input dropout in the LSTMs
+    # recurrent-state dropout inside the LSTMs
+    recurrent_dropout: float = field(default=0.0, metadata=fraction())
+    dropout: float = field(default=0.5, metadata=fraction())  # before the output layer
+    use_peepholes: bool = True  # peephole connections in the LSTM cells
+
+    def __post_init__(self):
+        if not self.lstm_units:
+            raise ConfigError("lstm_units: needs at least one layer, got []")
