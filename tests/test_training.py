@@ -297,9 +297,7 @@ def test_optimizer_schedules():
         "training.min_lr_ratio=0.1",
     )
     opt = loop.make_optimizer(config.training, total_steps=110)
-    lr = opt.learning_rate if callable(opt.learning_rate) else None
     schedule = opt._learning_rate
-    assert lr is not None or schedule is not None
     values = [float(schedule(step)) for step in (0, 5, 10, 60, 110)]
     # linear warm-up 0 -> 0.1 over 10 steps, then cosine from 0.1 to 0.01 over 100 steps
     expected = [0.0, 0.05, 0.1, 0.01 + 0.09 * 0.5 * (1 + np.cos(np.pi * 0.5)), 0.01]
@@ -362,25 +360,70 @@ def test_val_monitor_without_validation_set_fails_before_training(tmp_path):
     assert result.epochs_completed == 2 and "val_loss" not in result.history
 
 
-def test_crash_in_process_then_resume_matches_uninterrupted_run(tmp_path):
-    config = fast_config("training.epochs=3", "training.backup_every_steps=3")
-    whole = loop.train(FlatToy, config, tmp_path / "whole")
+# 3 epochs of 8 steps. monitor_mode=max on a falling val_loss makes epoch 1 the best one for
+# good, and early stopping (patience 2) end the run after epoch 3: both are decided by state
+# from before a crash in epoch 3, so they come out right only if that state was restored.
+RESUMABLE = (
+    "training.epochs=3",
+    "training.monitor=val_loss",
+    "training.monitor_mode=max",
+    "training.early_stopping_patience=2",
+)
+
+
+@pytest.fixture(scope="module")
+def whole_run(tmp_path_factory):
+    """The uninterrupted reference run of RESUMABLE: (run dir, TrainResult)."""
+    run = tmp_path_factory.mktemp("whole") / "run"
+    result = loop.train(FlatToy, fast_config(*RESUMABLE, "training.backup_every_steps=3"), run)
+    losses = result.history["val_loss"]
+    assert losses == sorted(losses, reverse=True) and len(set(losses)) == 3, losses
+    assert result.stopped_early and result.epochs_completed == 3
+    return run, result
+
+
+def assert_same_checkpoints(run_a: Path, run_b: Path) -> None:
+    for name in ("last.keras", "best.keras"):
+        for a, b in zip(
+            weights(run_a / "checkpoints" / name),
+            weights(run_b / "checkpoints" / name),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("backup_every", "crash_at", "resume_from"),
+    [
+        # step 21 = epoch 3 (0-based 2), step 5; the last backup: epoch 3, step 3
+        ("3", 21, (2, 3)),
+        # what the suite configs use: backups at epoch ends only, the last one after epoch 2
+        ("null", 21, (2, 0)),
+    ],
+)
+def test_crash_then_resume_matches_uninterrupted_run(
+    tmp_path, whole_run, backup_every, crash_at, resume_from
+):
+    whole_dir, whole = whole_run
+    config = fast_config(*RESUMABLE, f"training.backup_every_steps={backup_every}")
     broken = tmp_path / "broken"
-    # 8 steps per epoch: a crash after global step 13 = epoch 2 (0-based 1), step 5
     with pytest.raises(SimulatedCrashError):
-        loop.train(FlatToy, config, broken, callbacks=[CrashAtStep(13)])
+        loop.train(FlatToy, config, broken, callbacks=[CrashAtStep(crash_at)])
     record = read_backup(broken / "backup")
-    assert (record["epoch"], record["step"], record["finished"]) == (1, 3, False)
+    assert (record["epoch"], record["step"], record["finished"]) == (*resume_from, False)
+    saved = record["callbacks"]
+    assert saved["early_stopping"]["wait"] == 1  # epoch 2 did not beat epoch 1
+    assert saved["checkpoints"]["best"] == pytest.approx(whole.history["val_loss"][0])
+
     resumed = loop.train(FlatToy, config, broken)
-    assert (resumed.initial_epoch, resumed.initial_step) == (1, 3)
-    assert resumed.epochs_completed == whole.epochs_completed == 3
-    for a, b in zip(
-        weights(tmp_path / "whole" / "checkpoints" / "last.keras"),
-        weights(broken / "checkpoints" / "last.keras"),
-        strict=True,
-    ):
-        np.testing.assert_array_equal(a, b)
-    assert resumed.history["val_loss"] == whole.history["val_loss"][1:]
+    assert (resumed.initial_epoch, resumed.initial_step) == resume_from
+    # early stopping's patience counter survived: the run stops where the whole one did
+    assert resumed.stopped_early and resumed.epochs_completed == whole.epochs_completed == 3
+    assert resumed.history["val_loss"] == whole.history["val_loss"][2:]
+    # best.keras (epoch 1) survived: a resumed run without the best value would overwrite it
+    assert_same_checkpoints(whole_dir, broken)
+    best, last = (weights(broken / "checkpoints" / n) for n in ("best.keras", "last.keras"))
+    assert any(not np.array_equal(a, b) for a, b in zip(best, last, strict=True))
 
 
 @pytest.mark.parametrize(
