@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench lab clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_layers.py
+
+# JupyterLab on notebooks/ (installs the `notebooks` extra into the same virtualenv first).
+lab: $(STAMP)
+	test -x $(VENV)/bin/jupyter-lab || $(PY) -m pip install --quiet -e '.[notebooks]'
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
