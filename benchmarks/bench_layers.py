@@ -1,14 +1,30 @@
-"""Speed and memory of the shared layers against keras' built-in LSTM, in one process.
+"""Speed and memory of the shared layers against keras' LSTM, with the machine's ceiling.
 
-For every sequence length, all variants are built in one process and timed in interleaved
-repetitions (variant A, B, C, A, B, C, ...), so that machine noise hits them alike; the table
-reports the median. Peak memory is measured per variant in a fresh subprocess (peak RSS growth
-over the first two training steps, VmHWM), since one process cannot attribute its peak, and
-only at long sequences (--memory-lengths), where the step's activations exceed what tracing used.
+In one process this measures:
+
+- the ceiling: the rate of a large square matmul (2048³) in the compute dtype;
+- the recurrent step's product alone, (B, u)·(u, 4u), called once per `tf.function` call and
+  inside an in-graph loop of 50 steps (what a recurrent loop can reach at best);
+- every layer variant in both output modes (`return_sequences` True: "seq", False: "last"),
+  forward (inference call) and training (forward + backward + SGD update; loss = mean square
+  of the output), timed in interleaved repetitions (A, B, C, A, B, C, ...) so that machine noise
+  hits them alike; the table reports medians.
+
+Each row prints the time per call, the throughput (timestep·batch per second), the achieved
+matrix-product rate as a percentage of the ceiling, and the ratio to the keras layer of its group
+(same output mode and phase). The FLOPs counted are those of the products per direction and
+time step: input projection 2·B·I·4u and recurrent product 2·B·u·4u; training adds the recurrent
+backward product and the two weight gradients dU and dW (2·B·u·4u, 2·B·u·4u, 2·B·I·4u). The
+input gradient dx is not counted: the benchmark input needs none and TensorFlow prunes it for
+both layers. Elementwise gate math is not counted.
+
+Peak memory (RSS high-water growth over two training steps, `return_sequences=True`) is
+measured per variant in a fresh subprocess, only at long sequences (--memory-lengths).
 
 Usage:
-    python benchmarks/bench_layers.py                       # T=100 and T=1000, 5 repeats
-    python benchmarks/bench_layers.py --lengths 100 --repeats 7 --json out.json
+    python benchmarks/bench_layers.py                                # T=100, all rows
+    python benchmarks/bench_layers.py --lengths 100 1000 --repeats 7 --json out.json
+    python benchmarks/bench_layers.py --policy mixed_bfloat16        # bf16 compute
 """
 
 from __future__ import annotations
@@ -32,48 +48,113 @@ import tensorflow as tf  # noqa: E402
 
 from shared.layers import Bidirectional, PeepholeLSTM  # noqa: E402
 
-# name -> factory(units); each variant is compared with the keras layer of its group. The plain
-# names are the layers' default configuration; "+XLA loops" / "graph loops" pin `jit_compile`.
+# name -> factory(units, return_sequences, dtype); the plain names are the layers' defaults.
 VARIANTS = {
-    "keras.LSTM": lambda u: keras.layers.LSTM(u, return_sequences=True),
-    "PeepholeLSTM": lambda u: PeepholeLSTM(u, return_sequences=True),
-    "PeepholeLSTM(no peep)": lambda u: PeepholeLSTM(u, return_sequences=True, use_peepholes=False),
-    "PeepholeLSTM+XLA loops": lambda u: PeepholeLSTM(u, return_sequences=True, jit_compile=True),
-    "PeepholeLSTM graph loops": lambda u: PeepholeLSTM(u, return_sequences=True, jit_compile=False),
-    "keras.Bidirectional(LSTM)": lambda u: keras.layers.Bidirectional(
-        keras.layers.LSTM(u, return_sequences=True)
+    "keras.LSTM": lambda u, s, d: keras.layers.LSTM(u, return_sequences=s, dtype=d),
+    "PeepholeLSTM": lambda u, s, d: PeepholeLSTM(u, return_sequences=s, dtype=d),
+    "PeepholeLSTM(no peep)": lambda u, s, d: PeepholeLSTM(
+        u, return_sequences=s, use_peepholes=False, dtype=d
     ),
-    "Bidirectional(PeepholeLSTM)": lambda u: Bidirectional(PeepholeLSTM(u, return_sequences=True)),
-    "Bidirectional(PeepholeLSTM+XLA)": lambda u: Bidirectional(
-        PeepholeLSTM(u, return_sequences=True, jit_compile=True)
+    "PeepholeLSTM graph loops": lambda u, s, d: PeepholeLSTM(
+        u, return_sequences=s, jit_compile=False, dtype=d
     ),
-    "Bidirectional(PeepholeLSTM graph loops)": lambda u: Bidirectional(
-        PeepholeLSTM(u, return_sequences=True, jit_compile=False)
+    "keras.Bidirectional(LSTM)": lambda u, s, d: keras.layers.Bidirectional(
+        keras.layers.LSTM(u, return_sequences=s, dtype=d), dtype=d
+    ),
+    "Bidirectional(PeepholeLSTM)": lambda u, s, d: Bidirectional(
+        PeepholeLSTM(u, return_sequences=s, dtype=d), dtype=d
+    ),
+    "Bidirectional(PeepholeLSTM graph loops)": lambda u, s, d: Bidirectional(
+        PeepholeLSTM(u, return_sequences=s, jit_compile=False, dtype=d), dtype=d
     ),
 }
-REFERENCE = {
-    name: ("keras.Bidirectional(LSTM)" if "Bidirectional" in name else "keras.LSTM")
-    for name in VARIANTS
-}
+DEFAULT_VARIANTS = [
+    "keras.LSTM",
+    "PeepholeLSTM",
+    "PeepholeLSTM(no peep)",
+    "keras.Bidirectional(LSTM)",
+    "Bidirectional(PeepholeLSTM)",
+]
+MODES = {"seq": True, "last": False}
 
 
-def make_steps(name: str, batch: int, length: int, features: int, units: int):
-    """Returns (forward_fn, train_fn) for one variant, built and traced."""
+def reference(name: str) -> str:
+    return "keras.Bidirectional(LSTM)" if "Bidirectional" in name else "keras.LSTM"
+
+
+def directions(name: str) -> int:
+    return 2 if "Bidirectional" in name else 1
+
+
+def gflop(phase: str, name: str, batch: int, length: int, features: int, units: int) -> float:
+    """GFLOP of the matrix products of one call (see the module docstring)."""
+    proj = 2 * batch * features * 4 * units
+    rec = 2 * batch * units * 4 * units
+    per_step = proj + rec if phase == "forward" else 2 * proj + 3 * rec
+    return per_step * length * directions(name) / 1e9
+
+
+def _median_seconds(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.asarray(fn())
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def gemm_ceiling(dtype: str, size: int = 2048, repeats: int = 7) -> float:
+    """GFLOP/s of a size³ matmul in `dtype` (TensorFlow's kernel, all cores)."""
+    a = tf.random.normal((size, size), dtype=tf.float32)
+    a = tf.cast(a, dtype)
+    matmul = tf.function(lambda: tf.reduce_sum(tf.cast(tf.matmul(a, a), tf.float32)))
+    matmul()
+    return 2 * size**3 / _median_seconds(matmul, repeats) / 1e9
+
+
+def recurrent_gemm_rates(
+    batch: int, units: int, dtype: str, loop: int = 50, repeats: int = 7
+) -> dict:
+    """GFLOP/s of the recurrent product (B, u)·(u, 4u): one per call, and `loop` per call."""
+    h = tf.cast(tf.random.normal((batch, units)), dtype)
+    u = tf.cast(tf.random.normal((units, 4 * units)) * 0.05, dtype)
+
+    @tf.function
+    def one():
+        return tf.matmul(h, u)[0, 0]
+
+    @tf.function(jit_compile=True)
+    def looped():
+        def body(t, x):
+            return t + 1, tf.tanh(tf.matmul(x, u)[:, :units])
+
+        return tf.while_loop(lambda t, _: t < loop, body, (0, h))[1][0, 0]
+
+    flop = 2 * batch * units * 4 * units
+    one()
+    looped()
+    return {
+        "one_call_gflops": flop / _median_seconds(one, repeats * 5) / 1e9,
+        "xla_loop_gflops": flop * loop / _median_seconds(looped, repeats) / 1e9,
+    }
+
+
+def make_steps(name: str, sequences: bool, dtype: str, x: tf.Tensor, units: int):
+    """(forward_fn, train_fn) of one variant, built and traced."""
     keras.utils.set_random_seed(0)
-    layer = VARIANTS[name](units)
-    x = tf.random.normal((batch, length, features))
+    layer = VARIANTS[name](units, sequences, dtype)
     layer.build(x.shape)
     optimizer = keras.optimizers.SGD(1e-3)
     optimizer.build(layer.trainable_variables)
 
     @tf.function
     def forward():
-        return layer(x, training=False)
+        return tf.reduce_sum(tf.cast(layer(x, training=False), tf.float32))
 
     @tf.function
     def train():
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.square(layer(x, training=True)))
+            loss = tf.reduce_mean(tf.square(tf.cast(layer(x, training=True), tf.float32)))
         grads = tape.gradient(loss, layer.trainable_variables)
         optimizer.apply(grads, layer.trainable_variables)
         return loss
@@ -83,18 +164,15 @@ def make_steps(name: str, batch: int, length: int, features: int, units: int):
     return forward, train
 
 
-def time_interleaved(fns: dict, repeats: int) -> tuple[dict, dict]:
-    """Median wall-clock and process-CPU seconds per call of each function."""
+def time_interleaved(fns: dict, repeats: int) -> dict:
+    """Median wall-clock seconds per call of each function, calls interleaved."""
     wall = {name: [] for name in fns}
-    cpu = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            start, start_cpu = time.perf_counter(), time.process_time()
+            start = time.perf_counter()
             np.asarray(fn())  # wait for the result
             wall[name].append(time.perf_counter() - start)
-            cpu[name].append(time.process_time() - start_cpu)
-    med = {name: float(np.median(v)) for name, v in wall.items()}
-    return med, {name: float(np.median(v)) for name, v in cpu.items()}
+    return {name: float(np.median(v)) for name, v in wall.items()}
 
 
 def _peak_rss_mb() -> float:
@@ -111,7 +189,7 @@ def _peak_rss_mb() -> float:
 
 def probe_memory(name: str, batch: int, length: int, features: int, units: int) -> float:
     """In this process: peak RSS growth (MB) over two training steps of one variant."""
-    layer = VARIANTS[name](units)
+    layer = VARIANTS[name](units, True, None)
     x = tf.random.normal((batch, length, features))
     layer.build(x.shape)
 
@@ -130,26 +208,59 @@ def probe_memory(name: str, batch: int, length: int, features: int, units: int) 
 
 def peak_memory_mb(name: str, batch: int, length: int, features: int, units: int) -> float:
     """`probe_memory` in a fresh subprocess, so that variants do not share a peak."""
-    cmd = [
-        sys.executable,
-        __file__,
-        "--probe-memory",
-        name,
-        "--batch",
-        str(batch),
-        "--lengths",
-        str(length),
-        "--features",
-        str(features),
-        "--units",
-        str(units),
-    ]
+    cmd = [sys.executable, __file__, "--probe-memory", name, "--batch", str(batch)]
+    cmd += ["--lengths", str(length), "--features", str(features), "--units", str(units)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=1800)
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def _nan_if_none(value: float | None) -> float:
-    return float("nan") if value is None else value
+def measure_length(args, length: int, ceiling: float) -> list[dict]:
+    """All rows of one sequence length."""
+    x = tf.random.normal((args.batch, length, args.features))
+    rows = []
+    for mode in args.modes:
+        steps = {n: make_steps(n, MODES[mode], args.policy, x, args.units) for n in args.variants}
+        for phase, index in (("forward", 0), ("train", 1)):
+            seconds = time_interleaved({n: s[index] for n, s in steps.items()}, args.repeats)
+            for name in args.variants:
+                rate = gflop(phase, name, args.batch, length, args.features, args.units)
+                rate /= seconds[name]
+                ref = reference(name)
+                rows.append(
+                    {
+                        "T": length,
+                        "mode": mode,
+                        "phase": phase,
+                        "variant": name,
+                        "ms": 1000 * seconds[name],
+                        "tb_per_s": args.batch * length / seconds[name],
+                        "gflops": rate,
+                        "ceiling_pct": 100 * rate / ceiling,
+                        "ratio": seconds[ref] / seconds[name] if ref in seconds else None,
+                    }
+                )
+    return rows
+
+
+def print_table(report: dict) -> None:
+    c = report["ceiling"]
+    print(
+        f"ceiling ({report['config']['policy']}): {c['gemm_gflops']:.0f} GFLOP/s (2048³ matmul); "
+        f"recurrent product {c['one_call_gflops']:.0f} GFLOP/s one per call, "
+        f"{c['xla_loop_gflops']:.0f} in an XLA loop of 50"
+    )
+    print(
+        f"{'T':>5} {'mode':<4} {'phase':<7} {'variant':<40} {'ms':>8} {'tb/s':>8} "
+        f"{'GFLOP/s':>7} {'%ceil':>6} {'ratio':>6}"
+    )
+    for r in report["results"]:
+        ratio = float("nan") if r["ratio"] is None else r["ratio"]
+        print(
+            f"{r['T']:>5} {r['mode']:<4} {r['phase']:<7} {r['variant']:<40} {r['ms']:>8.1f} "
+            f"{r['tb_per_s']:>8.0f} {r['gflops']:>7.1f} {r['ceiling_pct']:>5.1f}% {ratio:>6.2f}"
+        )
+    for r in report["memory"]:
+        print(f"peak MB T={r['T']} {r['variant']:<40} {r['peak_mb']:>8.0f}")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -157,17 +268,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--features", type=int, default=128)
     parser.add_argument("--units", type=int, default=256)
-    parser.add_argument("--lengths", type=int, nargs="+", default=[100, 1000])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
-    parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
+    parser.add_argument("--lengths", type=int, nargs="+", default=[100])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=DEFAULT_VARIANTS)
+    parser.add_argument(
+        "--policy",
+        default="float32",
+        help="keras dtype policy of every layer, e.g. mixed_bfloat16 (default float32)",
+    )
     parser.add_argument(
         "--memory-lengths",
         type=int,
-        nargs="+",
-        default=[1000],
-        help="lengths at which peak memory is probed (default 1000: at short "
-        "lengths the RSS high-water mark of tracing hides the step)",
+        nargs="*",
+        default=[],
+        help="lengths at which peak training memory is probed in fresh subprocesses, e.g. 1000",
     )
     parser.add_argument("--json", default="benchmarks/bench_layers.json")
     parser.add_argument("--probe-memory", metavar="VARIANT", help=argparse.SUPPRESS)
@@ -178,6 +293,9 @@ def main(argv: list[str] | None = None) -> dict:
         )
         return {}
 
+    compute = keras.DTypePolicy(args.policy).compute_dtype
+    ceiling = {"gemm_gflops": gemm_ceiling(compute)}
+    ceiling.update(recurrent_gemm_rates(args.batch, args.units, compute))
     report = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -186,49 +304,17 @@ def main(argv: list[str] | None = None) -> dict:
             "keras": keras.__version__,
         },
         "config": vars(args),
+        "ceiling": ceiling,
         "results": [],
+        "memory": [],
     }
     for length in args.lengths:
-        fwd, train = {}, {}
+        report["results"] += measure_length(args, length, ceiling["gemm_gflops"])
+    for length in args.memory_lengths:
         for name in args.variants:
-            fwd[name], train[name] = make_steps(name, args.batch, length, args.features, args.units)
-        t_fwd, cpu_fwd = time_interleaved(fwd, args.repeats)
-        t_train, cpu_train = time_interleaved(train, args.repeats)
-        for name in args.variants:
-            ref = REFERENCE[name]
-            row = {
-                "T": length,
-                "variant": name,
-                "train_s": t_train[name],
-                "forward_s": t_fwd[name],
-                "train_steps_per_s": args.batch * length / t_train[name],
-                "forward_steps_per_s": args.batch * length / t_fwd[name],
-                "train_ratio": t_train[ref] / t_train[name] if ref in t_train else None,
-                "forward_ratio": t_fwd[ref] / t_fwd[name] if ref in t_fwd else None,
-                "train_cpu_s": cpu_train[name],
-                "train_cpu_ratio": cpu_train[ref] / cpu_train[name] if ref in cpu_train else None,
-            }
-            if not args.no_memory and length in args.memory_lengths:
-                row["peak_mb"] = peak_memory_mb(name, args.batch, length, args.features, args.units)
-            report["results"].append(row)
-
-    mem_ref = {(r["T"], r["variant"]): r.get("peak_mb") for r in report["results"]}
-    header = (
-        f"{'T':>5} {'variant':<40} {'train tb/s':>11} {'ratio':>6} {'cpu ratio':>9} "
-        f"{'fwd tb/s':>11} {'ratio':>6} {'peak MB':>8} {'mem ratio':>9}"
-    )
-    print(header)
-    for r in report["results"]:
-        ref_mem = mem_ref.get((r["T"], REFERENCE[r["variant"]]))
-        mem = r.get("peak_mb")
-        mem_ratio = mem / ref_mem if mem and ref_mem else float("nan")
-        print(
-            f"{r['T']:>5} {r['variant']:<40} {r['train_steps_per_s']:>11.0f} "
-            f"{_nan_if_none(r['train_ratio']):>6.2f} {_nan_if_none(r['train_cpu_ratio']):>9.2f} "
-            f"{r['forward_steps_per_s']:>11.0f} "
-            f"{_nan_if_none(r['forward_ratio']):>6.2f} {mem if mem else float('nan'):>8.0f} "
-            f"{mem_ratio:>9.2f}"
-        )
+            mb = peak_memory_mb(name, args.batch, length, args.features, args.units)
+            report["memory"].append({"T": length, "variant": name, "peak_mb": mb})
+    print_table(report)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=2))
     return report

@@ -197,6 +197,51 @@ def test_go_backwards_matches_reversed_numpy():
     np.testing.assert_allclose(layer(x), y_ref, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize(
+    "side, training, go_backwards",
+    [(None, False, True), ("post", False, False), ("pre", True, True), ("post", True, False)],
+)
+def test_last_output_matches_numpy(side, training, go_backwards):
+    """return_sequences=False: the output of the last processed step (zeros for a sequence
+    with no valid step), and its input gradient, in inference (nothing stored, gradient by
+    recomputation) and training."""
+    b, t, d, u = 4, 6, 3, 5
+    x = RNG.normal(size=(b, t, d))
+    w = _random_weights(d, u)
+    mask = None if side is None else _mask(b, t, side)
+    if mask is not None:
+        mask[-1] = False  # no valid step at all
+    proj = RNG.normal(size=(b, u))
+    layer = PeepholeLSTM(u, go_backwards=go_backwards, dtype="float64")
+    layer.build(x.shape)
+    _set(layer, *w)
+
+    def reference(x_np):
+        seq_mask = None if mask is None else mask
+        if go_backwards:
+            x_np = x_np[:, ::-1]
+            seq_mask = None if mask is None else mask[:, ::-1]
+        return numpy_peephole_lstm(x_np, *w, mask=seq_mask)[0][:, -1]
+
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y = layer(xt, mask=mask, training=training)
+        loss = tf.reduce_sum(y * proj)
+    np.testing.assert_allclose(y, reference(x), rtol=1e-5, atol=1e-7)
+    if mask is not None:
+        assert not np.any(np.asarray(y)[-1])
+    grad = np.asarray(tape.gradient(loss, xt))
+    eps = 1e-6
+    for _ in range(6):
+        pos = tuple(RNG.integers(0, n) for n in x.shape)
+        plus, minus = x.copy(), x.copy()
+        plus[pos] += eps
+        minus[pos] -= eps
+        numeric = np.sum((reference(plus) - reference(minus)) * proj) / (2 * eps)
+        np.testing.assert_allclose(grad[pos], numeric, rtol=1e-5, atol=1e-7)
+
+
 # --- gradients against finite differences of the NumPy reference --------------------------------
 @pytest.mark.parametrize("fused, jit", PATHS)
 @pytest.mark.parametrize("masked", [False, True])

@@ -52,37 +52,43 @@ def _peep_rows(p):
     return p[0:1], p[1:2], p[2:3]
 
 
+def _cell_step(zx_t, h, c, kernel, p, rm, valid):
+    """One step of the recurrence: (acts [i, f, g, o], h_t, c_t) from z_x,t and h_{t-1}, c_{t-1}.
+
+    `valid` (B, 1) or None: at a padded step the states are carried over.
+    """
+    hr = h if rm is None else h * rm
+    z = zx_t + tf.matmul(hr, kernel)
+    z_i, z_f, z_c, z_o = tf.split(z, 4, axis=-1)
+    if p is not None:
+        p_i, p_f, p_o = _peep_rows(p)
+        z_i = z_i + c * p_i
+        z_f = z_f + c * p_f
+    i, f, g = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.tanh(z_c)
+    c_new = f * c + i * g
+    if p is not None:
+        z_o = z_o + c_new * p_o
+    o = tf.sigmoid(z_o)
+    h_new = o * tf.tanh(c_new)
+    if valid is not None:
+        h_new = h + valid * (h_new - h)
+        c_new = c + valid * (c_new - c)
+    return (i, f, g, o), h_new, c_new
+
+
 def _forward(zx, h0, c0, kernel, p, mt, rm, steps):
     """The recurrence over the first `steps` of a chunk (C, B, 4u), time-major.
 
-    Returns (a_seq, c_seq, h_seq, h_last, c_last); None = feature unused. a_seq (C, B, 4u)
-    holds every step's gate activations [i, f, g, o] for the backward pass; rows from `steps`
-    on are zero.
+    Returns (a_seq, c_seq, h_seq, h_last, c_last). a_seq (C, B, 4u) holds every step's gate
+    activations [i, f, g, o] for the backward pass; rows from `steps` on are zero.
     """
-    size = tf.shape(zx)[0]
-    if p is not None:
-        p_i, p_f, p_o = _peep_rows(p)
 
     def step(t, h, c, a_ta, c_ta, h_ta):
-        hr = h if rm is None else h * rm
-        z = zx[t] + tf.matmul(hr, kernel)
-        z_i, z_f, z_c, z_o = tf.split(z, 4, axis=-1)
-        if p is not None:
-            z_i = z_i + c * p_i
-            z_f = z_f + c * p_f
-        i, f, g = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.tanh(z_c)
-        c_new = f * c + i * g
-        if p is not None:
-            z_o = z_o + c_new * p_o
-        o = tf.sigmoid(z_o)
-        h_new = o * tf.tanh(c_new)
-        acts = tf.concat([i, f, g, o], axis=-1)
-        if mt is not None:
-            valid = mt[t]
-            h_new = h + valid * (h_new - h)
-            c_new = c + valid * (c_new - c)
+        acts, h_new, c_new = _cell_step(zx[t], h, c, kernel, p, rm, None if mt is None else mt[t])
+        acts = tf.concat(acts, axis=-1)
         return t + 1, h_new, c_new, a_ta.write(t, acts), c_ta.write(t, c_new), h_ta.write(t, h_new)
 
+    size = tf.shape(zx)[0]
     arrays = tuple(
         tf.TensorArray(zx.dtype, size, element_shape=shape)
         for shape in (zx.shape[1:], h0.shape, h0.shape)
@@ -318,31 +324,6 @@ def _forward_chunks(inp: _Inputs, h0, c0, chunks: _Chunks, loop) -> tuple:
     return h_last, c_last, _Stored(*stored)
 
 
-def _stored_reader(lists: _Stored, chunks: _Chunks, exportable: bool) -> tuple:
-    """(h_seq (T, B, u), read(k) -> _Stored of chunk k's tensors).
-
-    `exportable` turns the lists into plain tensors first: a SavedModel cannot keep a gradient
-    function that captures loop-carried list handles.
-    """
-    h_seq = lists.h.concat()
-    if not exportable:
-        return h_seq, lambda k: _Stored(*(ta.read(k) for ta in lists))
-    full = _Stored(
-        lists.acts.concat(), lists.c.concat(), h_seq, lists.h_in.stack(), lists.c_in.stack()
-    )
-
-    def read(k):
-        return _Stored(
-            chunks.rows(full.acts, k),
-            chunks.rows(full.c, k),
-            chunks.rows(h_seq, k),
-            full.h_in[k],
-            full.c_in[k],
-        )
-
-    return h_seq, read
-
-
 def _chunk_weight_grads(acc: dict, inp: _Inputs, x_k, dz, saved: _Stored) -> dict:
     """Adds one chunk's weight gradients to `acc`: large GEMMs and reductions over (steps, B)."""
     acc = dict(acc)
@@ -366,8 +347,12 @@ def _chunk_weight_grads(acc: dict, inp: _Inputs, x_k, dz, saved: _Stored) -> dic
     return acc
 
 
-def _backward_chunks(inp: _Inputs, chunks: _Chunks, read, dh_seq, dh_last, dc_last, loop):
+def _backward_chunks(
+    inp: _Inputs, chunks: _Chunks, stored: _Stored, dh_seq, dh_last, dc_last, loop
+):
     """The outer backward loop, last chunk first: the reverse `loop`, then the chunk's GEMMs.
+
+    `stored`: the forward pass's per-chunk lists.
 
     Returns (dx (T, B, I), dh0, dc0, dict of the weight gradients dW, dU[, db][, dp]).
     """
@@ -380,7 +365,7 @@ def _backward_chunks(inp: _Inputs, chunks: _Chunks, read, dh_seq, dh_last, dc_la
     u_t = tf.transpose(inp.recurrent_kernel)
 
     def bwd_chunk(k, dh_carry, dc_carry, dx_l, *acc_values):
-        saved = read(k)
+        saved = _Stored(*(ta.read(k) for ta in stored))
         steps = tf.shape(saved.acts)[0]
         mk = None if inp.mask is None else chunks.loop_in(chunks.rows(inp.mask, k))
         dz, dh_carry, dc_carry = loop(
@@ -432,7 +417,8 @@ def fused_peephole_lstm(
     rec_mask=None,
     jit_compile=False,
     chunk=None,
-    exportable=True,
+    keep_activations=True,
+    return_sequences=True,
 ):
     """Runs the LSTM over time-major inputs `x` (T, B, I); see the module docstring.
 
@@ -447,19 +433,25 @@ def fused_peephole_lstm(
         h0, c0: (B, u). recurrent_kernel: (u, 4u). peep, mask, rec_mask: see module docstring.
         jit_compile: compile the per-chunk forward and backward loops with XLA.
         chunk: steps per chunk (default: the module's `CHUNK`).
-        exportable: keep what the backward pass needs as plain tensors (one extra copy of the
-            stored activations at the end of the forward pass) so that a SavedModel can
-            serialise the gradient function; False keeps the per-chunk lists themselves
-            (less peak memory; for training steps, which are not exported).
+        keep_activations: let the gradient use what the forward pass stored (per-chunk lists of
+            the gate activations and states; for training). False (inference): the stored
+            lists are dropped and a gradient, if one is asked for, recomputes the forward pass
+            first; only this can be exported in a SavedModel (its gradient function captures
+            plain tensors, not list handles). The forward loop is the same either way: an XLA
+            loop that writes the activations measured faster than one that does not (the
+            written activations are computed once; without them XLA recomputes gate
+            nonlinearities in several fusions).
+        return_sequences: whether `h_seq` is needed (False: `h_seq` is returned as None).
 
     Returns:
-        h_seq (T, B, u), h_T, c_T.
+        h_seq (T, B, u) or None, h_T, c_T.
     """
     chunk = CHUNK if chunk is None else int(chunk)
     extras = {"bias": bias, "peep": peep, "mask": mask, "rec_mask": rec_mask}
     names = [k for k, v in extras.items() if v is not None]
     forward_loop = _forward_xla if jit_compile else _forward
     backward_loop = _backward_loop_per_step_xla if jit_compile else _backward_loop_precomputed
+    keep_h = bool(return_sequences)
 
     @tf.custom_gradient
     def run(x, kernel, h0, c0, u_kernel, *extra):
@@ -469,16 +461,21 @@ def fused_peephole_lstm(
         opt = dict(zip(names, (tf.stop_gradient(t) for t in extra)))
         inp = _Inputs(x, kernel, u_kernel, *(opt.get(k) for k in extras))
         chunks = _Chunks(tf.shape(x)[0], chunk, fixed_shape=jit_compile)
-        h_last, c_last, lists = _forward_chunks(inp, h0, c0, chunks, forward_loop)
-        h_seq, read = _stored_reader(lists, chunks, exportable)
+        h_last, c_last, stored = _forward_chunks(inp, h0, c0, chunks, forward_loop)
+        h_seq = stored.h.concat() if keep_h else None
+        if not keep_activations:
+            stored = None  # the gradient recomputes it
 
-        def grad(dh_seq, dh_last, dc_last, variables=None):
+        def grad(*grads, variables=None):
+            dh_seq, dh_last, dc_last = grads if keep_h else (None, *grads)
             # Outputs nobody used arrive as None.
-            dh_seq = tf.zeros_like(h_seq) if dh_seq is None else dh_seq
+            if dh_seq is None:
+                dh_seq = tf.zeros(tf.concat([tf.shape(x)[:1], tf.shape(h0)], 0), h0.dtype)
             dh_last = tf.zeros_like(h0) if dh_last is None else dh_last
             dc_last = tf.zeros_like(c0) if dc_last is None else dc_last
+            saved = stored or _forward_chunks(inp, h0, c0, chunks, forward_loop)[2]
             dx, dh0, dc0, acc = _backward_chunks(
-                inp, chunks, read, dh_seq, dh_last, dc_last, backward_loop
+                inp, chunks, saved, dh_seq, dh_last, dc_last, backward_loop
             )
             d_extra = {
                 "bias": acc.get("db"),
@@ -488,6 +485,8 @@ def fused_peephole_lstm(
             }
             return (dx, acc["dW"], dh0, dc0, acc["dU"], *(d_extra[k] for k in names))
 
-        return (h_seq, h_last, c_last), grad
+        outputs = (h_seq, h_last, c_last) if keep_h else (h_last, c_last)
+        return outputs, grad
 
-    return run(x, kernel, h0, c0, recurrent_kernel, *(extras[k] for k in names))
+    outputs = run(x, kernel, h0, c0, recurrent_kernel, *(extras[k] for k in names))
+    return tuple(outputs) if keep_h else (None, *outputs)

@@ -37,6 +37,15 @@ def _outputs(h_seq, mask, zero_output_for_mask):
     return h_seq * seen
 
 
+def _last_output(h_last, mask, zero_output_for_mask):
+    """The output of the last processed step, from the final state (B, u) of one direction."""
+    if mask is None:
+        return h_last
+    if zero_output_for_mask:
+        return h_last * mask[-1]
+    return h_last * tf.cast(tf.reduce_max(mask, axis=0) > 0, h_last.dtype)
+
+
 def run_fused(layers, sequences, initial_states, mask, training):
     """Runs 1 or 2 PeepholeLSTM layers over `sequences` (B, T, F) each in its own fused loop.
 
@@ -75,9 +84,13 @@ def run_fused(layers, sequences, initial_states, mask, training):
             m,
             rec_mask,
             jit_compile=layer.jit_compile,
-            exportable=not training,
+            keep_activations=training,
+            return_sequences=layer.return_sequences,
         )
-        out_tm = _outputs(h_seq, m, layer.zero_output_for_mask)
-        outputs = tf.transpose(out_tm, [1, 0, 2]) if layer.return_sequences else out_tm
-        results.append((out_tm[-1], outputs, [h_last, c_last]))
+        last = _last_output(h_last, m, layer.zero_output_for_mask)
+        if layer.return_sequences:
+            outputs = tf.transpose(_outputs(h_seq, m, layer.zero_output_for_mask), [1, 0, 2])
+        else:
+            outputs = last[None]  # keras reads only `last` then
+        results.append((last, outputs, [h_last, c_last]))
     return results
