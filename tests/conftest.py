@@ -1,8 +1,11 @@
-"""Test-wide set-up: quiet TF, two logical CPU devices (for MirroredStrategy), data location."""
+"""Test-wide set-up: quiet TF, two logical CPU devices (for MirroredStrategy), data location.
+
+Every test marked `multiprocess` must carry its own `@pytest.mark.timeout(seconds)` (a hard limit
+above the timeouts of the processes it starts); the others share `timeout` of pyproject.toml.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
@@ -12,14 +15,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-# Must run before anything initialises the TF runtime (listing logical devices would).
-# If TF was already initialised by an earlier import, keep what it has.
-_cpus = tf.config.list_physical_devices("CPU")
-if _cpus:
-    with contextlib.suppress(RuntimeError):
-        tf.config.set_logical_device_configuration(
-            _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
-        )
+# Must run before anything initialises the TF runtime (listing logical devices would). A failure
+# is kept and reported by every test that needs the two devices (`two_cpus`): they fail, never skip.
+_DEVICE_SETUP_ERROR: str | None = None
+try:
+    tf.config.set_logical_device_configuration(
+        tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2
+    )
+except (RuntimeError, IndexError) as _err:
+    _DEVICE_SETUP_ERROR = f"{type(_err).__name__}: {_err}"
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,8 +44,34 @@ def real_data() -> Path:
     return path
 
 
+def pytest_collection_modifyitems(config, items):
+    """A `multiprocess` test without its own hard timeout is an error, not a test that may hang."""
+    missing = [
+        item.nodeid
+        for item in items
+        if item.get_closest_marker("multiprocess") and not item.get_closest_marker("timeout")
+    ]
+    if missing:
+        raise pytest.UsageError(
+            "multiprocess tests need @pytest.mark.timeout(seconds): " + ", ".join(missing)
+        )
+
+
 @pytest.fixture
-def mirrored_strategy():
+def two_cpus() -> list[str]:
+    """The names of the 2 logical CPU devices set up above; fails the test if they are missing."""
+    cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+    if len(cpus) < 2:
+        pytest.fail(
+            f"tests/conftest.py could not set up 2 logical CPU devices (found {len(cpus)}): "
+            f"{_DEVICE_SETUP_ERROR or 'TensorFlow ignored the configuration'}; was TensorFlow "
+            "initialised before conftest.py ran?"
+        )
+    return cpus[:2]
+
+
+@pytest.fixture
+def mirrored_strategy(two_cpus):
     """MirroredStrategy over the 2 logical CPUs, the process-wide instance the spine caches.
 
     Two MirroredStrategy objects in one process hand out clashing collective instance keys, so
@@ -50,7 +80,4 @@ def mirrored_strategy():
     from shared.config import RuntimeConfig
     from shared.training.strategy import make_strategy
 
-    cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
-    if len(cpus) < 2:
-        pytest.skip("needs the 2 logical CPU devices set up in conftest.py")
-    return make_strategy(RuntimeConfig(strategy="mirrored", devices=cpus[:2]))
+    return make_strategy(RuntimeConfig(strategy="mirrored", devices=two_cpus))

@@ -17,9 +17,11 @@ import pytest
 import tensorflow as tf
 
 from shared.config import RuntimeConfig, load_config
-from shared.tasks.toy import ToyTask
+from shared.task import get_task
 from shared.training import loop
 from shared.training import strategy as st
+
+ToyTask = get_task("toy")
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "toy" / "tiny.yaml"
@@ -41,16 +43,9 @@ FAST = [
 WORKER_TIMEOUT = 150
 
 
-def two_cpus() -> list[str]:
-    cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
-    if len(cpus) < 2:
-        pytest.skip("needs the 2 logical CPU devices set up by tests/conftest.py")
-    return cpus[:2]
-
-
-def test_default_and_one_device():
+def test_default_and_one_device(two_cpus):
     assert st.make_strategy(RuntimeConfig()).num_replicas_in_sync == 1
-    device = two_cpus()[1]
+    device = two_cpus[1]
     one = st.make_strategy(RuntimeConfig(strategy="one_device", devices=[device]))
     assert isinstance(one, tf.distribute.OneDeviceStrategy)
     with one.scope():
@@ -58,8 +53,8 @@ def test_default_and_one_device():
     assert v.device.endswith("CPU:1")
 
 
-def test_mirrored_batch_split():
-    strategy = st.make_strategy(RuntimeConfig(strategy="mirrored", devices=two_cpus()))
+def test_mirrored_batch_split(two_cpus):
+    strategy = st.make_strategy(RuntimeConfig(strategy="mirrored", devices=two_cpus))
     assert strategy.num_replicas_in_sync == 2
     assert st.per_replica_batch_size(32, strategy) == 16
     with pytest.raises(st.StrategyError, match="not divisible by the 2 replicas"):
@@ -105,8 +100,8 @@ def last_weights(run_dir: Path) -> list[np.ndarray]:
 
 
 @pytest.mark.slow
-def test_mirrored_trains_like_one_device(tmp_path):
-    devices = two_cpus()
+def test_mirrored_trains_like_one_device(tmp_path, two_cpus):
+    devices = two_cpus
     single = load_config(TINY, overrides=FAST)
     mirrored = load_config(
         TINY,
@@ -135,13 +130,13 @@ def first_step_weight(strategy) -> float:
     return float(model.get_weights()[0][0, 0])
 
 
-def test_keras_still_swallows_a_batch_under_mirrored():
+def test_keras_still_swallows_a_batch_under_mirrored(two_cpus):
     """Canary for the first half of multiworker_fix: fails once Keras stops pulling a batch."""
     from shared.training.multiworker_fix import multi_worker_fit_fix
 
     # the cached instance: another MirroredStrategy over the same devices in this process could
     # clash with it on collective instance keys
-    mirrored = st.make_strategy(RuntimeConfig(strategy="mirrored", devices=two_cpus()))
+    mirrored = st.make_strategy(RuntimeConfig(strategy="mirrored", devices=two_cpus))
     single = first_step_weight(tf.distribute.get_strategy())
     with multi_worker_fit_fix():
         assert first_step_weight(mirrored) == pytest.approx(single, rel=1e-6)
@@ -202,7 +197,15 @@ def run_workers(argv: list[str], cwd: Path, timeout: float = WORKER_TIMEOUT) -> 
             try:
                 out, err = proc.communicate(timeout=max(deadline - time.monotonic(), 1))
             except subprocess.TimeoutExpired:
-                pytest.fail(f"multi-worker run exceeded {timeout}s (a worker hung)")
+                tails = []
+                for other in procs:
+                    if other.poll() is None:
+                        os.killpg(other.pid, signal.SIGKILL)
+                    tails.append(other.communicate()[1][-1500:])
+                pytest.fail(
+                    f"multi-worker run exceeded {timeout}s (a worker hung); stderr of the "
+                    "workers:\n" + "\n---\n".join(tails)
+                )
             results.append((proc.returncode, out, err))
         return results
     finally:
@@ -214,6 +217,7 @@ def run_workers(argv: list[str], cwd: Path, timeout: float = WORKER_TIMEOUT) -> 
 
 @pytest.mark.slow
 @pytest.mark.multiprocess
+@pytest.mark.timeout(WORKER_TIMEOUT + 60)
 def test_multi_worker_fit_still_needs_the_workaround():
     """Canary for tensorflow#72388: fails once upstream Keras/TF fixed it."""
     results = run_workers([str(REPO / "tests" / "multiworker_canary.py")], cwd=REPO)
@@ -233,6 +237,7 @@ def test_multi_worker_fit_still_needs_the_workaround():
 
 @pytest.mark.slow
 @pytest.mark.multiprocess
+@pytest.mark.timeout(WORKER_TIMEOUT + 180)  # the workers, then a one-device reference run
 def test_multi_worker_trains_identical_weights_on_both_workers(tmp_path):
     run_dir = tmp_path / "run"
     argv = ["-m", "shared.cli", "train", "toy", "--config", str(TINY), "--run-dir", str(run_dir)]

@@ -65,6 +65,10 @@ def run_cli(args: list[str], kill_at_step: int | None = None) -> subprocess.Comp
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
         pytest.fail(f"lstm-suite {' '.join(args)} timed out after {TIMEOUT}s:\n{err[-3000:]}")
+    finally:  # also when pytest-timeout ends the test
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
@@ -83,6 +87,7 @@ def history(run_dir: Path) -> list[dict[str, str]]:
 
 @pytest.mark.slow
 @pytest.mark.multiprocess
+@pytest.mark.timeout(3 * TIMEOUT + 60)  # three runs of the CLI
 def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     args = ["train", "toy", "--config", str(TINY), *sets(*FAST, "training.backup_every_steps=3")]
     whole, broken = tmp_path / "whole", tmp_path / "broken"
@@ -121,6 +126,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
 
 
 @pytest.mark.multiprocess
+@pytest.mark.timeout(TIMEOUT + 60)
 def test_nan_loss_stops_with_message_and_exit_code(tmp_path):
     result = run_cli(
         [
