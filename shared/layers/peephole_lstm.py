@@ -15,7 +15,8 @@ Dispatch rule of `PeepholeLSTM` (whole-sequence path), first match wins:
 
 1. `use_peepholes=False`, `use_cudnn` is "auto"/True, a GPU is present and the configuration is
    one cuDNN supports (tanh/sigmoid, bias, no recurrent dropout, right-padded mask): keras' cuDNN
-   kernel.
+   kernel. With "auto" any other case falls through to 2; with True it is a ValueError saying
+   why (no GPU visible, recurrent dropout, ...), and True with peepholes is refused at once.
 2. TensorFlow backend, tanh/sigmoid activations, `fused` is "auto"/True, not `unroll`: the fused
    path of `shared.layers.fused` (input projection hoisted, hand-written backward pass; loops
    XLA-compiled unless `jit_compile=False`).
@@ -314,8 +315,10 @@ class PeepholeLSTM(keras.layers.RNN):
             size, width and dtype (about a second), not per sequence length. Unlike XLA over
             keras' RNN autodiff it stays linear in the sequence length, because the backward
             pass is a plain loop. False: TensorFlow graph loops, no compilation.
-        use_cudnn: "auto" (default), True or False: allow keras' cuDNN kernel when
-            `use_peepholes=False` on a GPU (see the module docstring for the dispatch rule).
+        use_cudnn: "auto" (default): keras' cuDNN kernel when `use_peepholes=False` on a GPU
+            and the configuration allows it, else the fused path; True: cuDNN or a ValueError
+            saying why not (needs `use_peepholes=False`); False: never cuDNN. See the module
+            docstring for the dispatch rule.
 
     Call arguments:
         sequences: (batch, timesteps, features). mask: (batch, timesteps) bool, True where valid;
