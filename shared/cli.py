@@ -171,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SPLIT",
         help="split to score, repeatable (default: validation and test)",
     )
+    p.add_argument("--src", type=Path, metavar="FILE", help="score on this file of inputs ...")
+    p.add_argument("--ref", type=Path, metavar="FILE", help="... against these references")
+    p.add_argument("--name", help="folder under eval/ for --src/--ref (default: --ref's name)")
     _checkpoint_arg(p, "load")
 
     p = sub.add_parser(
@@ -360,6 +363,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         log.info(
             "done: %d epochs; checkpoints in %s", result.epochs_completed, run_dir / "checkpoints"
         )
+    elif args.command == "evaluate" and (args.src or args.ref):
+        if not (args.src and args.ref):
+            raise UsageError("--src and --ref go together")
+        results = runs.evaluate_files(
+            task_cls, config, run_dir, args.src, args.ref, args.name, args.checkpoint
+        )
+        print(json.dumps(results, indent=2, sort_keys=True))
     elif args.command == "evaluate":
         splits = tuple(args.split or ("validation", "test"))
         results = runs.evaluate(task_cls, config, run_dir, splits, args.checkpoint)

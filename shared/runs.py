@@ -86,6 +86,37 @@ def evaluate(
     return {split: results[split] for split in splits}
 
 
+def evaluate_files(
+    task_cls: type,
+    config: Any,
+    run_dir: str | Path,
+    source: str | Path,
+    reference: str | Path,
+    name: str | None = None,
+    checkpoint: str = "best",
+) -> dict[str, float]:
+    """Scores a checkpoint on a pair of line-aligned files; writes `eval/<name>/`.
+
+    `name` defaults to the reference file's name; the figures are also merged into
+    `metrics.json` under that name.
+    """
+    run_dir = Path(run_dir)
+    source, reference = Path(source), Path(reference)
+    for path in (source, reference):
+        if not path.is_file():
+            raise UsageError(f"{path}: no such file")
+    name = name or reference.name
+    task = _task(task_cls, config, run_dir)
+    model = load_checkpoint(run_dir, checkpoint)
+    metrics = write_evaluation(run_dir, name, task.evaluate_files(model, source, reference))
+    metrics_file = run_dir / "metrics.json"
+    results = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+    results[name] = metrics
+    atomic_write_json(metrics_file, results)
+    log.info("%s %s: %s", task_cls.name, name, _summary(metrics))
+    return metrics
+
+
 def _summary(metrics: dict[str, float], limit: int = 6) -> str:
     shown = [f"{k} {v:.4g}" for k, v in list(metrics.items())[:limit]]
     return ", ".join(shown) + (", ..." if len(metrics) > limit else "")

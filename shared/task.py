@@ -185,6 +185,16 @@ class Task(abc.ABC):
     def evaluate(self, model: keras.Model, split: str) -> Evaluation:
         """Scores `model` on `split` ("validation", "test"); the spine writes the files."""
 
+    def evaluate_files(self, model: keras.Model, source: Path, reference: Path) -> Evaluation:
+        """Scores `model` on any pair of line-aligned files (inputs, expected answers).
+
+        Backs `lstm-suite evaluate --src FILE --ref FILE`; a task that cannot score files keeps
+        this default, which refuses.
+        """
+        from shared.errors import UsageError
+
+        raise UsageError(f"the {self.name} task cannot score files given with --src/--ref")
+
     @abc.abstractmethod
     def serving_module(self, model: keras.Model) -> ServingModule:
         """The export: a `shared.serving.ServingModule` with `serving_default` on raw inputs."""

@@ -221,3 +221,17 @@ def test_console_script_demo(tmp_path):
     assert float(rows[0][3]) == pytest.approx(metrics["test"]["accuracy"], abs=5e-4)
     predictions = [r for r in rows[1:] if r[-2] in ("no", "yes")]
     assert len(predictions) == 4
+
+
+def test_evaluate_files_needs_both_files_and_a_task_that_scores_files(toy_run, tmp_path, capsys):
+    run, _ = toy_run
+    src, ref = tmp_path / "src.txt", tmp_path / "ref.txt"
+    src.write_text("0101\n")
+    ref.write_text("no\n")
+    base = ["evaluate", "toy", "--run-dir", str(run)]
+    assert cli.main([*base, "--src", str(src)]) == cli.EXIT_USAGE
+    assert "--src and --ref go together" in capsys.readouterr().err
+    assert cli.main([*base, "--src", str(src), "--ref", str(tmp_path / "nope")]) == cli.EXIT_USAGE
+    assert "no such file" in capsys.readouterr().err
+    assert cli.main([*base, "--src", str(src), "--ref", str(ref)]) == cli.EXIT_USAGE
+    assert "cannot score files" in capsys.readouterr().err
