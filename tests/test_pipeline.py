@@ -1,8 +1,7 @@
-"""tf.data helpers: seeded shuffle, length bucketing, caches keyed by config."""
+"""tf.data helpers: length-quantile boundaries, length bucketing, shuffled bucketing."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 
 import numpy as np
@@ -24,18 +23,6 @@ def length_of(tokens, label):
     return tf.shape(tokens)[0]
 
 
-def test_seeded_shuffle_is_reproducible_and_reshuffles_each_pass():
-    def passes(seed):
-        ds = pipeline.shuffle(tf.data.Dataset.range(100), seed=seed, buffer_size=100)
-        return [list(ds.as_numpy_iterator()) for _ in range(2)]
-
-    first, again, other = passes(3), passes(3), passes(4)
-    assert first == again
-    assert sorted(first[0]) == list(range(100))
-    assert first[0] != first[1]
-    assert first[0] != other[0]
-
-
 def test_length_boundaries_split_into_equal_buckets():
     lengths = np.random.default_rng(0).integers(1, 101, size=1000).tolist()
     boundaries = pipeline.length_boundaries(ragged_dataset(lengths), length_of, num_buckets=4)
@@ -43,6 +30,13 @@ def test_length_boundaries_split_into_equal_buckets():
     counts = np.histogram(lengths, bins=[0, *boundaries, 10**6])[0]
     assert counts.min() >= 0.2 * len(lengths) and counts.max() <= 0.3 * len(lengths)
     assert pipeline.length_boundaries(ragged_dataset([5] * 10), length_of) == []
+    # the dataset's boundaries are those of its lengths, by NumPy's "higher" quantiles
+    qs = np.quantile(lengths, [0.25, 0.5, 0.75], method="higher").astype(int).tolist()
+    assert pipeline.quantile_boundaries(np.array(lengths), 4) == boundaries == sorted(set(qs))
+    with pytest.raises(ValueError, match="num_buckets"):
+        pipeline.quantile_boundaries(np.array(lengths), 0)
+    with pytest.raises(ValueError, match="empty"):
+        pipeline.quantile_boundaries(np.array([], int), 4)
 
 
 def test_bucket_by_length_keeps_every_element_and_pads_less():
@@ -73,65 +67,6 @@ def test_bucket_by_length_validates_arguments():
         pipeline.bucket_by_length(ds, length_of, batch_size=0)
     with pytest.raises(ValueError, match="increasing"):
         pipeline.bucket_by_length(ds, length_of, batch_size=2, boundaries=[3, 2])
-
-
-def test_file_cache_and_memory_cache(tmp_path):
-    calls = []
-
-    def expensive(x):
-        calls.append(1)
-        return x * 2
-
-    def make(path):
-        ds = tf.data.Dataset.range(5).map(lambda x: tf.py_function(expensive, [x], tf.int64))
-        return pipeline.prefetch(pipeline.cache(ds, path))
-
-    ds = make(tmp_path / "cache" / "train")
-    assert list(ds.as_numpy_iterator()) == [0, 2, 4, 6, 8]
-    assert list(ds.as_numpy_iterator()) == [0, 2, 4, 6, 8]
-    assert len(calls) == 5  # second pass read the cache
-    assert list(make(tmp_path / "cache" / "train").as_numpy_iterator()) == [0, 2, 4, 6, 8]
-    assert len(calls) == 5  # a new pipeline reuses the file cache
-    memory = make(None)
-    list(memory.as_numpy_iterator()), list(memory.as_numpy_iterator())
-    assert len(calls) == 10
-
-
-@dataclasses.dataclass
-class Features:
-    sample_rate: int = 16000
-    num_mels: int = 40
-
-
-def test_config_hash_is_stable_and_sensitive():
-    assert pipeline.config_hash(Features()) == pipeline.config_hash(
-        {"num_mels": 40, "sample_rate": 16000}
-    )
-    assert pipeline.config_hash(Features()) != pipeline.config_hash(Features(num_mels=80))
-
-
-def test_snapshot_cache_is_keyed_by_config(tmp_path):
-    calls = []
-
-    def features(x):
-        calls.append(1)
-        return tf.cast(x, tf.float32) / 2
-
-    def make(key):
-        ds = tf.data.Dataset.range(6).map(lambda x: tf.py_function(features, [x], tf.float32))
-        return pipeline.snapshot_cache(ds, tmp_path, key)
-
-    expected = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
-    assert sorted(make(Features()).as_numpy_iterator()) == expected
-    assert len(calls) == 6
-    assert sorted(make(Features()).as_numpy_iterator()) == expected
-    assert len(calls) == 6  # same key: read from the snapshot
-    assert sorted(make(Features(num_mels=80)).as_numpy_iterator()) == expected
-    assert len(calls) == 12  # another key: recomputed into another folder
-    folders = sorted(p.name for p in tmp_path.iterdir())
-    assert folders == sorted(
-        f"features-{pipeline.config_hash(k)}" for k in (Features(), Features(num_mels=80))
-    )
 
 
 def test_shuffle_and_bucket_batches_every_element_once_per_pass_from_one_bucket():

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from suites.speech import readers
+from shared.config import load_config
+from shared.errors import ConfigError, DataError
+from suites.speech import data as readers
 from suites.speech.audio import AudioError, load_audio
-from suites.speech.readers import Screen, Utterance
+from suites.speech.data import Screen, Utterance
 from suites.speech.text import CharVocab
 
 
@@ -168,7 +169,8 @@ def test_librispeech_layout(tmp_path):
 
 
 def test_tfds_librispeech_with_mock_data():
-    tfds = pytest.importorskip("tensorflow_datasets")
+    import tensorflow_datasets as tfds
+
     with tfds.testing.mock_data(num_examples=3):
         utts = readers.read_tfds("librispeech", "dev_clean")
     assert len(utts) == 3
@@ -221,7 +223,8 @@ def test_real_fsdd_and_speechocean762(real_data):
 
 def _copy_splits(tmp_path, speakers, **options):
     """make_splits over 10 tone clips of speakers `speakers[i % len]`, "b" held out."""
-    from suites.speech.data import DataConfig, make_splits
+    from suites.speech.config import DataConfig
+    from suites.speech.data import make_splits
 
     for i in range(10):
         _wav(tmp_path / f"w/{i}.wav", _tone())
@@ -235,7 +238,7 @@ def _copy_splits(tmp_path, speakers, **options):
 
 
 def test_make_splits_adds_speed_perturbed_training_copies(tmp_path):
-    from suites.speech.data import DataConfig
+    from suites.speech.config import DataConfig
 
     splits = _copy_splits(tmp_path, ["a", "b"], speed_perturb=[0.9, 1.1])
     base = [u for u in splits["train"] if u.speed == 1.0]
@@ -247,76 +250,33 @@ def test_make_splits_adds_speed_perturbed_training_copies(tmp_path):
     assert {u.speaker for u in splits["test"]} == {"b"} and all(
         u.speed == 1.0 for u in splits["test"]
     )
-    with pytest.raises(ValueError, match="data.speed_perturb"):
+    with pytest.raises(ConfigError, match="data.speed_perturb"):
         DataConfig(speed_perturb=[1.0])
 
 
 def test_make_splits_adds_pitch_shifted_copies_of_real_training_clips(tmp_path):
     from suites.speech.cache import cache_path
-    from suites.speech.data import DataConfig
-    from suites.speech.features import FeatureConfig
+    from suites.speech.config import FeatureConfig
 
-    # speaker "synth:x" stands for espeak-ng clips and "extra:m:y" for a data.extra_train
-    # corpus: neither gets pitch copies
-    splits = _copy_splits(tmp_path, ["a", "b", "synth:x", "extra:m:y"], pitch_perturb=[-2, 3])
+    # speaker "synth:x" stands for espeak-ng clips: they get no pitch copies
+    splits = _copy_splits(tmp_path, ["a", "b", "synth:x"], pitch_perturb=[-2, 3])
     base = [u for u in splits["train"] if u.pitch == 0.0]
     real = [u for u in base if u.speaker == "a"]
-    assert len(base) == 7 and len(real) == 3 and len(splits["train"]) == 7 + 2 * 3
+    assert len(base) == 7 and len(real) == 4 and len(splits["train"]) == 7 + 2 * 4
     assert sorted(u.id for u in splits["train"] if u.pitch == 3.0) == sorted(
         f"{u.id}@pitch+3" for u in real
     )
     assert {u.speaker for u in splits["train"] if u.pitch} == {"a"}
     assert all(u.pitch == 0.0 for u in splits["test"])
-    # the cache key changes with the shift but not for unshifted lists (old caches stay valid):
-    # the session-3 key = sha1 over "id<TAB>abs path<TAB>transcript<TAB>speed" lines
-    fc = FeatureConfig()
-    old = hashlib.sha1(
-        "".join(
-            f"{u.id}\t{os.path.abspath(u.path)}\t{u.transcript}\t{u.speed}\n" for u in base
-        ).encode()
-    ).hexdigest()[:12]
-    assert cache_path(tmp_path, "train", base, fc).name == f"train-{old}.tfrecord"
-    assert cache_path(tmp_path, "train", splits["train"], fc).name != f"train-{old}.tfrecord"
-    with pytest.raises(ValueError, match="data.pitch_perturb"):
-        DataConfig(pitch_perturb=[0.0])
-
-
-def test_make_splits_adds_noise_padded_copies_and_the_cache_pads_them(tmp_path):
-    from suites.speech.cache import cache_path, utterance_waveform
-    from suites.speech.data import DataConfig
-    from suites.speech.features import FeatureConfig
-
-    splits = _copy_splits(tmp_path, ["a", "b", "synth:x", "extra:m:y"], noise_pad=[-50, -60])
-    base = [u for u in splits["train"] if u.noise_pad_db is None]
-    real = [u for u in base if u.speaker == "a"]
-    assert len(base) == 7 and len(splits["train"]) == 7 + 2 * len(real)
-    assert sorted(u.id for u in splits["train"] if u.noise_pad_db == -60) == sorted(
-        f"{u.id}@noise-60" for u in real
-    )
-    assert all(u.noise_pad_db is None for u in splits["test"])
     fc = FeatureConfig()
     assert cache_path(tmp_path, "train", base, fc) != cache_path(
         tmp_path, "train", splits["train"], fc
     )
-    # the copy = 0.1-0.5 s of noise at -50 dBFS RMS, the clip unchanged, then 0.1-0.5 s more
-    copy = next(u for u in splits["train"] if u.noise_pad_db == -50)
-    clean = utterance_waveform(real[0], fc, 1, 0.0)
-    padded = utterance_waveform(copy, fc, 1, 0.0)
-    assert np.array_equal(padded, utterance_waveform(copy, fc, 1, 0.0))  # seeded by the id
-    start = next(i for i in range(len(padded)) if np.array_equal(padded[i : i + len(clean)], clean))
-    rate = fc.sample_rate
-    assert (
-        0.1 * rate - 1 <= start <= 0.5 * rate
-        and 0.1 * rate - 1 <= len(padded) - start - len(clean) <= 0.5 * rate
-    )
-    noise = np.concatenate([padded[:start], padded[start + len(clean) :]])
-    assert abs(20 * np.log10(np.sqrt(np.mean(noise**2))) + 50) < 0.5
-    with pytest.raises(ValueError, match="data.noise_pad"):
-        DataConfig(noise_pad=[-5.0])
 
 
 def test_make_splits_synth_augment_speaks_training_texts_once_per_style_slot(tmp_path):
-    from suites.speech.data import DataConfig, make_splits
+    from suites.speech.config import DataConfig
+    from suites.speech.data import make_splits
 
     for i in range(6):
         _wav(tmp_path / f"w/{i}.wav", _tone())
@@ -335,34 +295,38 @@ def test_make_splits_synth_augment_speaks_training_texts_once_per_style_slot(tmp
     assert [u.transcript for u in synth] == sorted(u.transcript for u in real)
     styles = ["en-us_r160_p40", "en-us_r160_p60", "en_f3_r160_p40"]
     assert [u.speaker for u in synth] == [f"synth:{s}" for s in styles]
-    with pytest.raises(ValueError, match="data.synth_styles_per_text"):
-        DataConfig(synth_styles_per_text=-1)
 
 
-def _levenshtein(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
+# -- config and corpus errors -----------------------------------------------------------------
+REPO = Path(__file__).resolve().parents[1]
 
 
-def test_word_corrector_snaps_to_nearest_training_word():
-    from suites.speech.wordfix import WordCorrector
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.lstm_units=0", "model.lstm_units: must be >= 1"),
+        ("model.dropout=1.0", r"model.dropout: must be in \[0, 1\)"),
+        ("model.test_warps=[0.9, 3.0]", r"model.test_warps\[1\]: must be in \[0.5, 2.0\]"),
+        ("model.vtlp_min=1.2", "model.vtlp_min/vtlp_max: need min <= max"),
+        ("model.export_lexicon=true", "model.export_lexicon needs a non-empty model.lexicon"),
+        ("data.synth_styles_per_text=-1", "data.synth_styles_per_text: must be >= 0"),
+        ("data.speed_perturb=[0.9, 3.0]", r"data.speed_perturb\[1\]: must be in \[0.5, 2.0\]"),
+        ("data.features.win_length=999", "features.win_length must be <= n_fft"),
+        ("data.features.hop_length=0", "data.features.hop_length: must be > 0"),
+        ("data.alphabet=abca", "data.alphabet: alphabet has repeated characters"),
+    ],
+)
+def test_config_values_out_of_range_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(REPO / "configs/speech/tiny.yaml", overrides=[override])
 
-    train = ["the cat sat", "a cat ran home", "the dog sat down", "elephant"]
-    fix = WordCorrector(train, max_ratio=0.34)
-    vocab = sorted({w for t in train for w in t.split()})
-    for hyp in ["th", "cta", "elefant", "hme", "xyzzyq", "down", "dowm", "sta"]:
-        got = fix.word(hyp)
-        dists = {w: _levenshtein(hyp, w) for w in vocab}
-        best = min(dists.values())
-        if hyp in vocab or best > max(1, int(0.34 * len(hyp))):
-            assert got == hyp, (hyp, got)
-        else:
-            assert got in vocab and dists[got] == best, (hyp, got, best)
-    assert fix("th cat st hme teh") == "the cat sat home teh"  # "teh": 2 edits > 1
-    with pytest.raises(ValueError, match="max_ratio"):
-        WordCorrector(train, max_ratio=2.0)
+
+def test_missing_corpus_raises_data_error_naming_the_folder(tmp_path):
+    with pytest.raises(DataError, match=r"recordings: FSDD recordings folder not found"):
+        readers.read_fsdd(tmp_path)
+    with pytest.raises(DataError, match=r"manifest not found \(data.data_dir\)"):
+        readers.read_manifest(tmp_path / "manifest.tsv")
+    with pytest.raises(DataError, match=r"train/text: speechocean762 file not found"):
+        readers.read_speechocean762(tmp_path, Screen())
+    with pytest.raises(DataError, match="no \\*.trans.txt files"):
+        readers.read_librispeech(tmp_path)

@@ -111,7 +111,8 @@ def test_task_language_model_reads_lm_texts_under_data_dir(tmp_path):
     from pathlib import Path
 
     from shared.config import load_config
-    from suites.speech.task import SpeechTask
+    from shared.errors import DataError
+    from suites.speech.transcribe import language_model
 
     repo = Path(__file__).resolve().parents[1]
     (tmp_path / "corpus").mkdir()
@@ -119,12 +120,12 @@ def test_task_language_model_reads_lm_texts_under_data_dir(tmp_path):
     overrides = ["model.lm_order=2", "model.lm_texts=['../extra.txt']"]
     cfg = load_config(repo / "configs/speech/tiny.yaml", overrides=overrides)
     cfg.data.data_dir = str(tmp_path / "corpus")
-    task = SpeechTask(cfg, tmp_path / "run")
-    task.artifacts_dir.mkdir(parents=True)
-    (task.artifacts_dir / "train_texts.json").write_text(json.dumps(["yes", "no"]))
-    lm = task.language_model()
-    want = CharNgramLM(["yes", "no", "go home", "go now"], task.vocab.alphabet, 2)
+    artifacts = tmp_path / "run" / "artifacts"
+    artifacts.mkdir(parents=True)
+    (artifacts / "train_texts.json").write_text(json.dumps(["yes", "no"]))
+    lm = language_model(cfg, artifacts)
+    want = CharNgramLM(["yes", "no", "go home", "go now"], cfg.data.alphabet, 2)
     np.testing.assert_allclose(lm.log_probs("go "), want.log_probs("go "))
     cfg.model.lm_texts = ["../missing.txt"]
-    with pytest.raises(FileNotFoundError, match="model.lm_texts"):
-        task.language_model()
+    with pytest.raises(DataError, match="model.lm_texts"):
+        language_model(cfg, artifacts)

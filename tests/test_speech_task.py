@@ -1,7 +1,8 @@
-"""End to end on synthetic speech: train the tiny config, evaluate, export, predict."""
+"""End to end on synthetic speech: train the tiny config once, evaluate, export once, serve."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -10,13 +11,16 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
+from shared import runs, serving
 from shared.config import load_config
-from shared.task import get_task
+from shared.errors import DataError
 from shared.training import loop
+from suites.speech import transcribe
 from suites.speech.audio import load_audio, resample
 from suites.speech.decoding import ctc_decode, lexicon_decode, sparse_to_lists
 from suites.speech.features import compute_features
-from suites.speech.serving import export_server, pad_batch, read_sample_rate
+from suites.speech.serving import SpeechServer, pad_batch
+from suites.speech.task import SpeechTask
 from suites.speech.warps import WarpSearch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,159 +37,224 @@ def trained(tmp_path_factory):
         "model.utterance_norm=true",
         "model.utterance_var_norm=true",
         "model.vtlp=true",
-        "model.word_correction=true",
     ]
     cfg = load_config(REPO / "configs/speech/tiny.yaml", overrides=overrides)
-    task_cls = get_task("speech")
     start = time.perf_counter()
-    loop.train(task_cls, cfg, run_dir)
+    loop.train(SpeechTask, cfg, run_dir)
     print(f"tiny speech training: {time.perf_counter() - start:.1f} s")
-    task = task_cls(cfg, run_dir)
+    task = SpeechTask(cfg, run_dir)
     task.prepare()
-    model = loop.load_checkpoint(task, run_dir)
-    return task, model
+    return task, runs.load_checkpoint(run_dir)
 
 
-def _test_wavs(task):
-    _, meta = task.caches["test"]
-    synth = next((task.cache_dir).glob("synthetic-*"))
+@pytest.fixture(scope="module")
+def export_dir(trained):
+    """The run's export (greedy decoding), written once by the spine's writer."""
+    task, _ = trained
+    return runs.export(SpeechTask, task.config, task.run_dir)
+
+
+@pytest.fixture(scope="module")
+def test_audio(trained):
+    """(wav paths, transcripts, waveforms at 16 kHz) of the test split."""
+    task, _ = trained
+    _, meta = task.split("test")
+    synth = next(task.cache_dir.glob("synthetic-*"))
     paths = [synth / "wavs" / f"{i}.wav" for i in meta["ids"]]
-    return paths, meta["transcripts"]
+    return paths, meta["transcripts"], [load_audio(p, 16000) for p in paths]
+
+
+def _keras_outputs(task, model, waves, search=None):
+    """The checkpoint on librosa features of `waves` (the reference for the export)."""
+    cfg = task.config.data.features
+    feats = [compute_features(w, cfg) for w in waves]
+    x = np.zeros((len(feats), max(len(f) for f in feats), cfg.n_mels), np.float32)
+    for i, f in enumerate(feats):
+        x[i, : len(f)] = f
+    lengths = np.array([len(f) for f in feats], np.int32)
+    if search:
+        return search(model, x, lengths)
+    return model({"features": x, "feature_lengths": lengths})
+
+
+def _serve(export, waves, lengths=None):
+    batch, n = pad_batch(waves)
+    n = n if lengths is None else lengths
+    out = export(waveform=tf.constant(batch), waveform_length=tf.constant(n))
+    return [t.decode() for t in out["transcript"]]
 
 
 def test_tiny_config_learns_synthetic_words(trained):
     task, model = trained
-    results = task.evaluate(model, "test")
-    assert results["cer_greedy"] <= 0.1 and results["cer_beam"] <= 0.1, results
-    assert results["accuracy_lexicon"] >= 0.9, results
-    hyps = (task.run_dir / "eval" / "hypotheses_test.tsv").read_text().splitlines()
-    assert hyps[0] == "id\tspeaker\treference\tgreedy\tbeam\tlexicon\tvocab"
-    assert len(hyps) - 1 == task.caches["test"][1]["count"]
-    # Vocabulary correction: every output word is a training word or the beam's own word.
-    train_words = {w for t in task.caches["train"][1]["transcripts"] for w in t.split()}
-    for row in hyps[1:]:
-        *_, beam, _, vocab = row.split("\t")
-        assert len(vocab.split()) == len(beam.split())
-        for b, v in zip(beam.split(), vocab.split(), strict=True):
-            assert v == b or (v in train_words and b not in train_words), row
-    assert results["cer_vocab"] <= results["cer_beam"] + 0.02, results
+    result = task.evaluate(model, "test")
+    m = result.metrics
+    assert m["cer_greedy"] <= 0.1 and m["cer_beam"] <= 0.1 and m["accuracy_lexicon"] >= 0.9, m
+    _, meta = task.split("test")
+    assert len(result.ids) == m["utterances"] == meta["count"]
+    assert list(result.hypotheses) == ["greedy", "beam", "lexicon"]
+    speaker_of = dict(zip(meta["ids"], meta["speakers"], strict=True))
+    assert result.columns["speaker"] == [speaker_of[i] for i in result.ids]
+    # the spine writes it: one row per utterance and one column per decoder
+    runs.write_evaluation(task.run_dir, "test", result)
+    lines = (task.run_dir / "eval/test/predictions.tsv").read_text().splitlines()
+    assert lines[0] == "id\treference\tspeaker\tgreedy\tbeam\tlexicon"
+    assert len(lines) == 1 + meta["count"]
 
 
-def test_lm_decoder_on_trained_model(trained, monkeypatch):
-    import dataclasses
+def test_score_reports_every_decoder_and_each_speaker():
+    refs = ["one two", "three", "four", "five"]
+    hyps = {"greedy": ["one too", "three", "for", "five"], "beam": ["one two", "tree", "four", ""]}
+    speaker_of = {"a1": "ann", "a2": "ann", "b1": "bob", "b2": "bob"}
+    result = transcribe.score(["a1", "a2", "b1", "b2"], refs, hyps, speaker_of)
+    m = result.metrics
+    assert m["accuracy_greedy"] == 0.5 and m["accuracy_beam"] == 0.5
+    assert m["wer_greedy"] == pytest.approx(2 / 5) and m["cer_beam"] == pytest.approx(5 / 20)
+    assert m["accuracy_greedy/ann"] == 0.5 and m["accuracy_greedy/bob"] == 0.5
+    assert m["accuracy_beam/ann"] == 0.5 and m["cer_beam/bob"] == pytest.approx(4 / 8)
+    assert result.columns == {"speaker": ["ann", "ann", "bob", "bob"]}
+    many = {f"s{i}": f"speaker{i}" for i in range(21)}  # no per-speaker rows beyond 20 speakers
+    result = transcribe.score(list(many), ["a"] * 21, {"greedy": ["a"] * 21}, many)
+    assert not [k for k in result.metrics if "/" in k]
 
-    from shared.metrics import speech as sm
+
+def test_lm_decoder_on_trained_model(trained):
+    from shared.metrics import error_rates as sm
 
     task, model = trained
-    monkeypatch.setattr(task.config, "model", dataclasses.replace(task.config.model, lm_order=3))
-    results = task.evaluate(model, "test")
-    assert results["cer_lm"] <= 0.1, results
-    header = (task.run_dir / "eval" / "hypotheses_test.tsv").read_text().splitlines()[0]
-    assert header == "id\tspeaker\treference\tgreedy\tbeam\tlexicon\tvocab\tlm"
+    model_config = dataclasses.replace(task.config.model, lm_order=3)
+    config = dataclasses.replace(task.config, model=model_config)
+    lm_task = SpeechTask(config, task.run_dir)
+    lm_task.caches = task.caches
+    result = lm_task.evaluate(model, "test")
+    assert list(result.hypotheses)[-1] == "lm" and result.metrics["cer_lm"] <= 0.1
     # weight 0 and bonus 0: plain prefix beam search, as good as TF's beam search here
-    _, refs, log_probs = task.split_log_probs(model, "test")
-    plain = task.lm_decode(log_probs, task.language_model(), 0.0, 0.0)
-    assert sm.cer(refs, plain) <= results["cer_beam"] + 0.02
+    _, refs, _, log_probs = transcribe.transcribe(model, task.split("test")[0], config)
+    lm = transcribe.language_model(config, task.artifacts_dir)
+    plain = transcribe.lm_decode(log_probs, lm, config, 0.0, 0.0)
+    assert sm.cer(refs, plain) <= result.metrics["cer_beam"] + 0.02
 
 
 def test_beam_width_one_equals_greedy_on_trained_model(trained):
     task, model = trained
-    _, refs, greedy, beam1 = task.transcribe_split(model, "validation", beam_width=1)
-    assert beam1 == greedy and len(refs) > 5
+    _, refs, hyps, _ = transcribe.transcribe(model, task.split("validation")[0], task.config, 1)
+    assert hyps["beam"] == hyps["greedy"] and len(refs) > 5
 
 
-def test_test_warps_in_evaluate(trained, monkeypatch):
-    import dataclasses
-
+def test_test_warps_in_evaluate(trained):
     task, model = trained
-    plain = task.transcribe_split(model, "test", beam_width=4)
-    m = task.config.model
-    monkeypatch.setattr(task.config, "model", dataclasses.replace(m, test_warps=[1.0]))
-    assert task.transcribe_split(model, "test", beam_width=4) == plain  # factor 1 = no warp
-    monkeypatch.setattr(task.config, "model", dataclasses.replace(m, test_warps=[0.9, 1.0, 1.1]))
-    results = task.evaluate(model, "test")
-    assert results["cer_greedy"] <= 0.1 and results["accuracy_lexicon"] >= 0.9, results
+    path = task.split("test")[0]
+    plain = transcribe.transcribe(model, path, task.config, 4)[2]
+
+    def with_warps(factors):
+        m = dataclasses.replace(task.config.model, test_warps=factors)
+        return dataclasses.replace(task.config, model=m)
+
+    assert transcribe.transcribe(model, path, with_warps([1.0]), 4)[2] == plain  # 1 = no warp
+    hyps = transcribe.transcribe(model, path, with_warps([0.9, 1.0, 1.1]), 4)[2]
+    refs = task.split("test")[1]["transcripts"]
+    assert np.mean([h == r for h, r in zip(hyps["greedy"], refs, strict=True)]) >= 0.9
 
 
-def test_export_round_trip_equals_keras_decode(trained, tmp_path):
+def test_export_answers_what_the_checkpoint_decodes(trained, export_dir, test_audio):
     task, model = trained
-    out = tmp_path / "export"
-    task.export(model, out)
-    assert read_sample_rate(out) == 16000
-    paths, refs = _test_wavs(task)
-    waves = [load_audio(p, 16000) for p in paths]
-    batch, lengths = pad_batch(waves)
-    serve = tf.saved_model.load(str(out)).signatures["serving_default"]
-    served = serve(waveform=tf.constant(batch), waveform_length=tf.constant(lengths))
-    exported = [t.decode() for t in served["transcript"].numpy()]
-    # Keras path: librosa features, padded, through the checkpointed model, greedy decode.
-    cfg = task.config.data.features
-    feats = [compute_features(w, cfg) for w in waves]
-    x = np.zeros((len(feats), max(len(f) for f in feats), cfg.dim), np.float32)
-    for i, f in enumerate(feats):
-        x[i, : len(f)] = f
-    y = model({"features": x, "feature_lengths": np.array([len(f) for f in feats])})
-    ids = sparse_to_lists(ctc_decode(y["logits"], y["logit_lengths"]), len(feats))
+    _, refs, waves = test_audio
+    export = serving.load_export(export_dir, "speech")
+    assert export.task == "speech" and export.asset("sample_rate.txt").strip() == "16000"
+    exported = _serve(export, waves)
+    y = _keras_outputs(task, model, waves)
+    ids = sparse_to_lists(ctc_decode(y["logits"], y["logit_lengths"]), len(waves))
     assert exported == [task.vocab.decode(i) for i in ids]
     assert np.mean([h == r for h, r in zip(exported, refs, strict=True)]) >= 0.9
-    # A lexicon-decoding export equals the task's lexicon decode of the same utterances.
-    lex_dir = tmp_path / "export_lexicon"
-    export_server(model, cfg, task.vocab.alphabet, lex_dir, lexicon=task.config.model.lexicon)
-    served = tf.saved_model.load(str(lex_dir)).signatures["serving_default"](
-        waveform=tf.constant(batch), waveform_length=tf.constant(lengths)
-    )
-    lexicon = task.config.model.lexicon
-    lex_ids = [task.vocab.encode(w) for w in lexicon]
-    best = lexicon_decode(y["logits"], y["logit_lengths"], lex_ids).numpy()
-    assert [t.decode() for t in served["transcript"].numpy()] == [lexicon[j] for j in best]
-    # Test-time VTLN in the export: the same warp choice and transcripts as on librosa features.
+
+
+def test_lexicon_export_with_test_warps_equals_their_decoding(trained, test_audio, tmp_path):
+    task, model = trained
+    _, _, waves = test_audio
+    cfg, lexicon = task.config.data.features, task.config.model.lexicon
     search = WarpSearch([0.9, 1.0, 1.1], cfg, task.config.model.vtlp_boundary)
-    warp_dir = tmp_path / "export_warps"
-    export_server(model, cfg, task.vocab.alphabet, warp_dir, warps=search)
-    served = tf.saved_model.load(str(warp_dir)).signatures["serving_default"](
-        waveform=tf.constant(batch), waveform_length=tf.constant(lengths)
-    )
-    yw = search(model, x, np.array([len(f) for f in feats]))
-    ids = sparse_to_lists(ctc_decode(yw["logits"], yw["logit_lengths"]), len(feats))
-    assert [t.decode() for t in served["transcript"].numpy()] == [task.vocab.decode(i) for i in ids]
+    server = SpeechServer(model, cfg, task.vocab.alphabet, lexicon=lexicon, warps=search)
+    export = serving.load_export(serving.write_export(server, tmp_path / "lex", "speech"))
+    y = _keras_outputs(task, model, waves, search)
+    best = lexicon_decode(y["logits"], y["logit_lengths"], [task.vocab.encode(w) for w in lexicon])
+    assert _serve(export, waves) == [lexicon[j] for j in best.numpy()]
 
 
-def test_cli_predict_any_rate_and_bad_files(trained, tmp_path, capsys):
+def test_export_on_hostile_input(export_dir, test_audio):
+    export = serving.load_export(export_dir)
+    _, refs, waves = test_audio
+    speech = waves[0]
+    # empty batch -> empty result; 0 samples or silence -> ""; the others still answered
+    empty = export(waveform=tf.zeros([0, 0]), waveform_length=tf.zeros([0], tf.int32))
+    assert empty["transcript"].shape == (0,)
+    silent = np.zeros(8000, np.float32)
+    faint = np.full(8000, 5e-5, np.float32)  # below data.silence_threshold (1e-4)
+    got = _serve(export, [speech, np.zeros(0, np.float32), silent, faint])
+    assert got == [refs[0], "", "", ""]
+    assert _serve(export, [np.zeros(0, np.float32)]) == [""]
+    # invalid requests: a clear error saying what is wrong
+    batch, lengths = pad_batch([speech, speech[:1000]])
+    bad = [
+        (np.where(np.arange(batch.shape[1]) == 5, np.nan, batch), lengths, "non-finite samples"),
+        (batch, lengths + np.int32([0, batch.shape[1]]), "larger than the number of samples"),
+        (batch, lengths * np.int32([1, -1]), "must not be negative"),
+        (batch, lengths[:1], "one length per waveform"),
+    ]
+    for wave, n, message in bad:
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            export(waveform=tf.constant(wave, tf.float32), waveform_length=tf.constant(n))
+
+
+def test_cli_predict_any_rate_empty_silent_and_bad_files(export_dir, test_audio, tmp_path, capsys):
     from shared.cli import main
 
-    task, model = trained
-    out = tmp_path / "export"
-    task.export(model, out)
-    paths, refs = _test_wavs(task)
-    wave = load_audio(paths[0], 16000)
+    paths, refs, waves = test_audio
     resampled = tmp_path / "resampled_44k.wav"
-    sf.write(resampled, resample(wave, 16000, 44100), 44100)
+    sf.write(resampled, resample(waves[0], 16000, 44100), 44100)
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, np.float32), 16000)
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(4000, np.float32), 16000)
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"not audio at all")
-    argv = ["predict", "speech", "--export-dir", str(out)]
-    for p in (paths[0], resampled, corrupt):
+    argv = ["predict", "speech", "--export-dir", str(export_dir)]
+    for p in (paths[0], resampled, empty, silent, corrupt, tmp_path / "missing.wav"):
         argv += ["--input", str(p)]
-    assert main(argv) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0] == f"{paths[0]}\t{refs[0]}"
-    assert lines[1] == f"{resampled}\t{refs[0]}"
-    assert lines[2].startswith(f"{corrupt}\t<error: unreadable")
+    assert main(argv) == 1  # an input failed
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [
+        f"{paths[0]}\t{refs[0]}", f"{resampled}\t{refs[0]}", f"{empty}\t", f"{silent}\t",
+    ]  # fmt: skip
+    errors = captured.err.splitlines()
+    assert any(f"{corrupt}: unreadable or corrupt audio" in e for e in errors), errors
+    assert any("missing.wav: file not found" in e for e in errors), errors
+
+
+def test_bench_export_reports_the_real_time_factor(export_dir, test_audio):
+    paths, _, waves = test_audio
+    export = serving.load_export(export_dir)
+    item = SpeechTask.parse_input(str(paths[0]), export)
+    assert SpeechTask.item_seconds(item, export) == sf.info(paths[0]).frames / 16000
+    rows = serving.bench_export(
+        SpeechTask, export_dir, [str(p) for p in paths[:4]], (1, 4), repeats=1
+    )
+    assert [r["batch_size"] for r in rows] == [1, 4]
+    audio_seconds = sum(len(w) for w in waves[:4]) / 16000
+    for row in rows:  # real-time factor = seconds of computing per second of audio
+        elapsed = row["items"] / row["items_per_second"]
+        assert row["real_time_factor"] == pytest.approx(elapsed / audio_seconds)
 
 
 def test_evaluation_only_corpus_keeps_training_artifacts(trained):
-    import dataclasses
-
     task, model = trained
     summary = (task.artifacts_dir / "data_summary.json").read_text()
     stats = (task.artifacts_dir / "feature_stats.json").read_text()
     data = dataclasses.replace(task.config.data, test_speakers=["*"], validation_fraction=0.0)
-    config = dataclasses.replace(task.config, data=data)
-    blind = type(task)(config, task.run_dir)
+    blind = SpeechTask(dataclasses.replace(task.config, data=data), task.run_dir)
     blind.prepare()
     assert sorted(blind.caches) == ["test"] and blind.caches["test"][1]["count"] == 180
-    assert blind.evaluate(model, "test")["cer_greedy"] <= 0.1
+    assert blind.evaluate(model, "test").metrics["cer_greedy"] <= 0.1
     assert (task.artifacts_dir / "data_summary.json").read_text() == summary
     assert (task.artifacts_dir / "feature_stats.json").read_text() == stats
     assert (task.artifacts_dir / "data_summary_eval.json").is_file()
-    with pytest.raises(ValueError, match="split 'validation' is empty"):
+    with pytest.raises(DataError, match="split 'validation' is empty"):
         blind.evaluate(model, "validation")

@@ -8,20 +8,14 @@ Typical training pipeline (bucketing lives in the input pipeline, not in the mod
 
 `shuffle_and_bucket` computes each element's length bucket once and caches it with the element,
 so an epoch only shuffles and batches (4x cheaper per batch than `bucket_by_length` after a
-shuffle, which calls `length_fn` for every element of every epoch). `bucket_by_length` remains
-for streams that are not cached (e.g. features read from a disk cache and shuffled there).
-
-`snapshot_cache` persists expensive features (e.g. log-mel spectrograms) on disk keyed by a hash
-of the config that produced them, so a changed feature config never reads a stale cache (use a
-key that covers the data too, e.g. the data config).
+shuffle, which calls `length_fn` for every element of every epoch). `bucket_by_length` batches
+evaluation streams in order. Boundaries come from the length quantiles (`quantile_boundaries`
+of known lengths, `length_boundaries` of a dataset's) unless given.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,74 +24,9 @@ import tensorflow as tf
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def shuffle(ds: tf.data.Dataset, seed: int, buffer_size: int = 10_000) -> tf.data.Dataset:
-    """Seeded shuffle, reshuffled each pass (a pass's order is a function of the seed alone)."""
-    return ds.shuffle(buffer_size, seed=seed, reshuffle_each_iteration=True)
-
-
-def cache(ds: tf.data.Dataset, path: str | Path | None = None) -> tf.data.Dataset:
-    """Caches elements in memory (`path=None`) or in files at `path` (created as needed).
-
-    The file cache is only complete after one full pass; TF refuses to read a partial one.
-    Prefer `snapshot_cache` for large, expensive features.
-    """
-    if path is None:
-        return ds.cache()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return ds.cache(str(path))
-
-
 def prefetch(ds: tf.data.Dataset) -> tf.data.Dataset:
     """`prefetch(AUTOTUNE)`: overlap input processing with the training step."""
     return ds.prefetch(AUTOTUNE)
-
-
-def config_hash(obj: Any, length: int = 12) -> str:
-    """A stable short hash of a JSON-able object or dataclass (e.g. a feature config)."""
-    import dataclasses
-
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        obj = dataclasses.asdict(obj)
-    blob = json.dumps(obj, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:length]
-
-
-def snapshot_cache(
-    ds: tf.data.Dataset, cache_root: str | Path, key: Any, name: str = "features"
-) -> tf.data.Dataset:
-    """Materialises `ds` once under `cache_root/<name>-<config_hash(key)>` and reads it from there.
-
-    On the first call the whole dataset is computed and written with `Dataset.save` into a
-    temporary folder that is renamed into place when complete (a killed run leaves no partial
-    cache); later calls with the same `key` just `Dataset.load` it. The folder name depends only
-    on `key`, not on the graph, so features computed in Python (`tf.numpy_function`, librosa)
-    are reused too — which `Dataset.snapshot` (keyed by the graph fingerprint) cannot do. Put it
-    after the expensive deterministic maps and before shuffling.
-
-    Args:
-        ds: the dataset of expensive features (finite).
-        cache_root: folder for caches (e.g. the task's artifacts dir or a data cache dir).
-        key: everything that determines the features (dataclass/dict), hashed into the name.
-        name: a readable prefix for the folder.
-    """
-    import os
-    import shutil
-    import tempfile
-
-    path = Path(cache_root) / f"{name}-{config_hash(key)}"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-        try:
-            ds.save(str(tmp))
-            try:
-                os.rename(tmp, path)
-            except OSError:  # another process (worker) finished the same cache first
-                if not path.exists():
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return tf.data.Dataset.load(str(path), element_spec=ds.element_spec)
 
 
 def _lengths(ds: tf.data.Dataset, length_fn: Callable, max_elements: int | None) -> np.ndarray:
@@ -107,25 +36,32 @@ def _lengths(ds: tf.data.Dataset, length_fn: Callable, max_elements: int | None)
     return np.fromiter(lengths.as_numpy_iterator(), dtype=np.int64)
 
 
+def quantile_boundaries(lengths: np.ndarray, num_buckets: int = 8) -> list[int]:
+    """Bucket boundaries at the quantiles of `lengths` (buckets of about equal size).
+
+    Returns sorted unique boundaries for `bucket_by_length` (`len < b[0]`, `b[0] <= len < b[1]`,
+    ...); an empty list when all lengths are equal.
+    """
+    if num_buckets < 1:
+        raise ValueError(f"num_buckets must be >= 1, got {num_buckets}")
+    lengths = np.asarray(lengths)
+    if lengths.size == 0:
+        raise ValueError("cannot compute length boundaries of an empty dataset")
+    qs = np.quantile(lengths, np.linspace(0, 1, num_buckets + 1)[1:-1], method="higher")
+    lo, hi = int(lengths.min()), int(lengths.max())
+    return sorted({int(q) for q in qs if lo < q <= hi})
+
+
 def length_boundaries(
     ds: tf.data.Dataset,
     length_fn: Callable,
     num_buckets: int = 8,
     max_elements: int | None = 20_000,
 ) -> list[int]:
-    """Bucket boundaries at the length quantiles of (up to `max_elements` of) `ds`.
-
-    Returns sorted unique boundaries for `bucket_by_length` (`len < b[0]`, `b[0] <= len < b[1]`,
-    ...), giving buckets of about equal size; an empty list when all lengths are equal.
-    """
+    """`quantile_boundaries` of the lengths of (up to `max_elements` of) `ds`."""
     if num_buckets < 1:
         raise ValueError(f"num_buckets must be >= 1, got {num_buckets}")
-    lengths = _lengths(ds, length_fn, max_elements)
-    if lengths.size == 0:
-        raise ValueError("cannot compute length boundaries of an empty dataset")
-    qs = np.quantile(lengths, np.linspace(0, 1, num_buckets + 1)[1:-1], method="higher")
-    lo, hi = int(lengths.min()), int(lengths.max())
-    return sorted({int(q) for q in qs if lo < q <= hi})
+    return quantile_boundaries(_lengths(ds, length_fn, max_elements), num_buckets)
 
 
 def _checked_boundaries(

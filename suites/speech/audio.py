@@ -19,7 +19,7 @@ class AudioError(ValueError):
 
 def resample(waveform: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
     """Resamples a mono waveform with librosa (soxr high quality) unless the rates already match."""
-    if orig_rate == target_rate:
+    if orig_rate == target_rate or waveform.size == 0:
         return waveform.astype(np.float32, copy=False)
     import librosa
 
@@ -69,12 +69,15 @@ def load_audio(
 def check_waveform(
     waveform: np.ndarray, name: str | Path, min_samples: int = 1, silence_threshold: float = 0.0
 ) -> None:
-    """Raises AudioError if `waveform` is shorter than `min_samples`, non-finite or silent."""
-    if waveform.size == 0:
+    """Raises AudioError if `waveform` is shorter than `min_samples`, non-finite or silent.
+
+    `min_samples=0` accepts an empty clip; a negative `silence_threshold` accepts silence.
+    """
+    if waveform.size == 0 and min_samples > 0:
         raise AudioError(name, "empty audio (0 samples)")
     if waveform.size < min_samples:
         raise AudioError(name, f"too short: {waveform.size} samples < {min_samples}")
     if not np.all(np.isfinite(waveform)):
         raise AudioError(name, "audio contains NaN or Inf samples")
-    if float(np.max(np.abs(waveform))) <= silence_threshold:
+    if waveform.size and float(np.max(np.abs(waveform))) <= silence_threshold:
         raise AudioError(name, f"silent clip (peak amplitude <= {silence_threshold})")

@@ -1,4 +1,4 @@
-"""Feature caches: each split's features computed once into a TFRecord keyed by the feature config.
+"""Feature caches: each split's log-mel frames computed once into a TFRecord keyed by its config.
 
 The file name holds the feature-config hash and a hash of the split's utterance list, so changing
 either makes a new cache; an existing cache is reused as is. A JSON sidecar records the frame
@@ -17,9 +17,14 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from shared.errors import DataError
+from shared.log import get_logger
 from suites.speech.audio import AudioError, check_waveform, load_audio, resample
-from suites.speech.features import FeatureConfig, compute_features
-from suites.speech.readers import Screen, Utterance
+from suites.speech.config import FeatureConfig
+from suites.speech.data import Screen, Utterance
+from suites.speech.features import compute_features
+
+log = get_logger(__name__)
 
 
 def cache_path(cache_dir: str | Path, split: str, utts: Sequence[Utterance], cfg: FeatureConfig):
@@ -27,9 +32,7 @@ def cache_path(cache_dir: str | Path, split: str, utts: Sequence[Utterance], cfg
     digest = hashlib.sha1()
     for u in utts:
         source = os.path.abspath(u.path) if u.path else u.source
-        pitch = f"\t{u.pitch}" if u.pitch else ""  # (only when set: older caches keep their keys)
-        noise = "" if u.noise_pad_db is None else f"\tnoise{u.noise_pad_db}"
-        digest.update(f"{u.id}\t{source}\t{u.transcript}\t{u.speed}{pitch}{noise}\n".encode())
+        digest.update(f"{u.id}\t{source}\t{u.transcript}\t{u.speed}\t{u.pitch}\n".encode())
     return Path(cache_dir) / cfg.key() / f"{split}-{digest.hexdigest()[:12]}.tfrecord"
 
 
@@ -44,24 +47,7 @@ def utterance_waveform(utt: Utterance, cfg: FeatureConfig, min_samples: int, sil
         wave = speed_perturb(wave, cfg.sample_rate, utt.speed)
     if utt.pitch:
         wave = pitch_shift(wave, cfg.sample_rate, utt.pitch)
-    if utt.noise_pad_db is not None:  # seeded by the id: the same copy on every run
-        seed = int.from_bytes(hashlib.sha1(utt.id.encode()).digest()[:8], "little")
-        wave = noise_pad(wave, cfg.sample_rate, utt.noise_pad_db, np.random.default_rng(seed))
     return wave
-
-
-def noise_pad(
-    wave: np.ndarray, sample_rate: int, level_db: float, rng: np.random.Generator
-) -> np.ndarray:
-    """`wave` between 0.1-0.5 s (uniform, each side) of Gaussian noise of RMS `level_db` dBFS.
-
-    Simulates a recording not trimmed to the word, with a noise floor that energy trimming
-    (`features.trim_db`) may not cut.
-    """
-    before, after = (int(rng.uniform(0.1, 0.5) * sample_rate) for _ in range(2))
-    std = 10.0 ** (level_db / 20.0)
-    noise = rng.normal(0.0, std, before + after).astype(np.float32)
-    return np.concatenate([noise[:before], wave.astype(np.float32), noise[before:]])
 
 
 def speed_perturb(wave: np.ndarray, sample_rate: int, speed: float) -> np.ndarray:
@@ -145,7 +131,7 @@ def build_cache(
             ids.append(utt.id)
             speakers.append(utt.speaker)
     meta = {"count": len(frames), "frames": frames, "transcripts": transcripts, "ids": ids,
-            "speakers": speakers, "skipped": skipped, "dim": cfg.dim}  # fmt: skip
+            "speakers": speakers, "skipped": skipped, "dim": cfg.n_mels}  # fmt: skip
     os.replace(tmp, path)
     meta_path.write_text(json.dumps(meta))
     return meta
@@ -173,3 +159,72 @@ def iter_features(path: str | Path, dim: int) -> Iterator[np.ndarray]:
     """Feature arrays of a cache, in order (for statistics)."""
     for ex in read_cache(path, dim).as_numpy_iterator():
         yield ex["features"]
+
+
+def prepare_caches(config, cache_dir: Path, artifacts_dir: Path, stride: int) -> dict:
+    """Reads and splits the corpus, caches features per split, writes the training artifacts.
+
+    Writes `feature_stats.json` (once: per-band mean and deviation of the training frames),
+    `train_texts.json` (the "lm" decoder's in-domain text), `data_summary.json` and, when
+    utterances were skipped (`data.bad_input: skip`) or are too short for CTC, `skipped.tsv`;
+    for an evaluation-only corpus (no train split) the last two get an `_eval` suffix, so the
+    training reports stay. Returns {split: (cache path, metadata)} for the non-empty splits.
+    """
+    from suites.speech.data import SPLITS, ctc_feasible, make_splits
+
+    cfg = config.data
+    artifacts_dir.mkdir(parents=True, exist_ok=True)
+    screen = Screen(cfg.bad_input)
+    splits = make_splits(cfg, config.seed, cache_dir, screen)
+    screen.finish("transcripts")  # fail fast, before computing features
+    audio = Screen(cfg.bad_input)
+    caches = {}
+    for split in SPLITS:
+        if splits.get(split):
+            path = cache_path(cache_dir / "features", split, splits[split], cfg.features)
+            meta = build_cache(path, splits[split], cfg.features, audio, cfg.min_seconds,
+                               cfg.silence_threshold)  # fmt: skip
+            caches[split] = (path, meta)
+    audio.finish("audio")
+    train = caches.get("train", (None, None))[1]
+    infeasible = [
+        (i, "too short for its transcript under CTC (dropped from training)")
+        for i, f, t in zip(train["ids"], train["frames"], train["transcripts"], strict=True)
+        if not ctc_feasible(f, t, stride)
+    ] if train else []  # fmt: skip
+    if infeasible:
+        log.warning("%d training utterances are too short for CTC", len(infeasible))
+    suffix = "" if train else "_eval"
+    if screen.problems or audio.problems or infeasible:
+        problems = screen.problems + audio.problems + infeasible
+        Screen("skip", problems).write(artifacts_dir / f"skipped{suffix}.tsv")
+    _write_training_artifacts(caches, cfg, artifacts_dir)
+    summary = {
+        split: {"utterances": meta["count"], "speakers": sorted(set(meta["speakers"])),
+                "hours": sum(meta["frames"]) * cfg.features.hop_length
+                / cfg.features.sample_rate / 3600}
+        for split, (_, meta) in caches.items()
+    }  # fmt: skip
+    summary["skipped"] = len(screen.problems) + len(audio.problems)
+    summary["ctc_infeasible_train"] = len(infeasible)
+    (artifacts_dir / f"data_summary{suffix}.json").write_text(json.dumps(summary, indent=2))
+    return caches
+
+
+def _write_training_artifacts(caches: dict, cfg, artifacts_dir: Path) -> None:
+    """Feature statistics (kept once written) and the training transcripts of the LM."""
+    from suites.speech.features import FeatureStats
+
+    stats_file = artifacts_dir / "feature_stats.json"
+    if not stats_file.exists():
+        if "train" not in caches:
+            raise DataError(
+                f"{cfg.data_dir}: no training utterances (check data.source, data.data_dir and "
+                "data.*_speakers)"
+            )
+        frames = iter_features(caches["train"][0], cfg.features.n_mels)
+        FeatureStats.from_frames(frames).save(stats_file)
+    texts_file = artifacts_dir / "train_texts.json"
+    if "train" in caches and not texts_file.exists():
+        texts = sorted(set(caches["train"][1]["transcripts"]))
+        texts_file.write_text(json.dumps(texts, indent=0))

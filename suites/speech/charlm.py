@@ -17,7 +17,6 @@ codes (base `len(alphabet) + 2`), so a few million characters of text take secon
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from shared.data.textfiles import read_pair_file_lines
+from shared.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 class CharNgramLM:

@@ -1,6 +1,6 @@
 """Grid search of the "lm" decoder's weight and bonus on one split of a trained run.
 
-    python -m suites.speech.lm_tune --run-dir runs/speech/so762 --split validation \\
+    python -m suites.speech.lm_tune --run-dir RUN_DIR --split validation \\
         --weights 0.3 0.5 0.8 --bonuses 0 1 2 [--set model.lm_order=7 ...]
 
 Tune on `validation` (utterances of the training speakers whose sentences the LM has not seen),
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from pathlib import Path
 
 
@@ -27,25 +26,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="e.g. model.lm_order=7")  # fmt: skip
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     from shared.config import load_config
-    from shared.metrics import speech as sm
-    from shared.training.loop import load_checkpoint
+    from shared.metrics import error_rates as sm
+    from shared.runs import load_checkpoint
+    from suites.speech import transcribe
     from suites.speech.task import SpeechTask
 
     config = load_config(args.run_dir / "config.yaml", overrides=args.overrides)
     if not config.model.lm_order:
         parser.error("model.lm_order is 0: pass --set model.lm_order=N")
     task = SpeechTask(config, args.run_dir)
-    task.prepare()
-    model = load_checkpoint(task, args.run_dir, args.checkpoint)
-    _, refs, log_probs = task.split_log_probs(model, args.split)
-    lm = task.language_model()
+    path, _ = task.split(args.split)
+    model = load_checkpoint(args.run_dir, args.checkpoint)
+    _, refs, _, log_probs = transcribe.transcribe(model, path, config)
+    lm = transcribe.language_model(config, task.artifacts_dir)
     best = None
     settings = [(0.0, 0.0)] + [(w, b) for w in args.weights for b in args.bonuses]
     for weight, bonus in settings:
-        hyps = task.lm_decode(log_probs, lm, weight, bonus)
+        hyps = transcribe.lm_decode(log_probs, lm, config, weight, bonus)
         row = {"split": args.split, "weight": weight, "bonus": bonus,
                "cer": sm.cer(refs, hyps), "wer": sm.wer(refs, hyps)}  # fmt: skip
         print(json.dumps(row), flush=True)

@@ -12,17 +12,12 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from suites.speech.features import (
-    TRIM_AMIN,
-    FeatureConfig,
-    dct_matrix,
-    mel_filterbank,
-    stft_window,
-)
+from suites.speech.config import FeatureConfig
+from suites.speech.features import TRIM_AMIN, mel_filterbank, stft_window
 
 
 class TFFeatureExtractor(tf.Module):
-    """Waveforms `[batch, samples]` + lengths -> features `[batch, frames, dim]` + frame lengths.
+    """Waveforms `[batch, samples]` + lengths -> log-mel `[batch, frames, n_mels]` + frame lengths.
 
     Args:
         cfg: the feature config the model was trained with.
@@ -33,9 +28,6 @@ class TFFeatureExtractor(tf.Module):
         self.cfg = cfg
         self._window = tf.constant(stft_window(cfg), tf.float32)
         self._mel = tf.constant(mel_filterbank(cfg).T.astype(np.float32))  # (bins, n_mels)
-        self._dct = (
-            tf.constant(dct_matrix(cfg).T.astype(np.float32)) if cfg.kind == "mfcc" else None
-        )
 
     def frame_lengths(self, waveform_length: tf.Tensor) -> tf.Tensor:
         """Valid frames per utterance: `1 + samples // hop_length`."""
@@ -65,8 +57,6 @@ class TFFeatureExtractor(tf.Module):
             masked = tf.where(frame_mask[:, :, None], db, tf.fill(tf.shape(db), -np.inf))
             peak = tf.reduce_max(masked, axis=[1, 2], keepdims=True)
             db = tf.maximum(db, peak - cfg.top_db)
-        if self._dct is not None:
-            db = tf.tensordot(db, self._dct, axes=1)
         if cfg.trim_db is not None:
             db, frame_lengths, frame_mask = self._trim(frames, db, frame_mask)
         db = db * tf.cast(frame_mask, db.dtype)[:, :, None]

@@ -3,4 +3,4 @@
 from shared.cli import run_task_script
 
 if __name__ == "__main__":
-    run_task_script("speech", "train")
+    run_task_script("speech")
