@@ -11,7 +11,8 @@ chunk's weight gradients `dW`, `dU`, bias, peepholes and the input gradient `dx`
 and reductions. The chunks are iterations of an outer loop, so TensorFlow runs one chunk's GEMMs
 while the latency-bound loop of the next chunk runs (measured: the GEMMs then cost little wall
 time), and the per-chunk gradients `dZ` never exist for the whole sequence at once. Memory is
-linear in the sequence length.
+linear in the sequence length. In inference (`keep_activations=False`) the stored activations
+are dropped after the forward pass; a gradient of such a call recomputes them.
 
 With `jit_compile` the per-chunk loops are XLA-compiled (one computation per loop, no per-op
 dispatch) for fixed `(CHUNK, B, ·)` shapes: one compilation per batch size and width, whatever
@@ -30,8 +31,8 @@ Shapes (time-major, so that the loop indexes time without any transpose):
     mask:    (T, B, 1)   1.0 where a step is valid, 0.0 where it is padding (or None)
     rec_mask:(B, u)      recurrent dropout mask applied to h_{t-1} (or None)
 Returns:
-    h_seq (T, B, u): the carried hidden state after every step (padding steps carry it over),
-    h_T, c_T (B, u): final states.
+    h_seq (T, B, u): the carried hidden state after every step (padding steps carry it over;
+    None with `return_sequences=False`), h_T, c_T (B, u): final states.
 
 Only the standard activations (sigmoid gates, tanh cell) are supported here: the backward pass
 uses their closed-form derivatives. Other activations use the generic cell loop.
