@@ -6,7 +6,9 @@ import gzip
 import zipfile
 
 import pytest
+import tensorflow_datasets as tfds
 
+from shared.errors import DataError
 from suites.translation import data
 
 DE = ["Ein Mann fährt Fahrrad.", "Zwei Hunde spielen.", "Eine Frau liest."]
@@ -25,7 +27,7 @@ def test_multi30k_reader_both_directions(tmp_path):
     _write_gz(raw / "train.en.gz", EN)
     assert data.read_multi30k(tmp_path, "train", "de", "en") == list(zip(DE, EN, strict=True))
     assert data.read_multi30k(raw, "train", "en", "de") == list(zip(EN, DE, strict=True))
-    with pytest.raises(FileNotFoundError, match="val.de.gz"):
+    with pytest.raises(DataError, match="val.de.gz"):
         data.read_multi30k(tmp_path, "val", "de", "en")
     with pytest.raises(ValueError, match="unknown Multi30k split"):
         data.read_multi30k(tmp_path, "dev", "de", "en")
@@ -34,7 +36,7 @@ def test_multi30k_reader_both_directions(tmp_path):
 def test_mismatched_line_counts_name_both_files(tmp_path):
     (tmp_path / "a.de").write_text("\n".join(DE) + "\n", encoding="utf-8")
     (tmp_path / "a.en").write_text("\n".join(EN[:2]) + "\n", encoding="utf-8")
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(DataError) as info:
         data.read_parallel_files(tmp_path / "a.de", tmp_path / "a.en")
     message = str(info.value)
     assert "a.de has 3 lines" in message and "a.en has 2" in message
@@ -44,12 +46,12 @@ def test_non_utf8_names_file_and_line(tmp_path):
     bad = tmp_path / "bad.de"
     bad.write_bytes(b"gut\nauch gut\n" + "schlecht \xe4\n".encode("latin-1"))
     (tmp_path / "ok.en").write_text("a\nb\nc\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"bad\.de:3: not valid UTF-8"):
+    with pytest.raises(DataError, match=r"bad\.de:3: not valid UTF-8"):
         data.read_parallel_files(bad, tmp_path / "ok.en")
     gz = tmp_path / "bad.de.gz"
     with gzip.open(gz, "wb") as handle:
         handle.write(b"\xff\xfe\n")
-    with pytest.raises(ValueError, match=r"bad\.de\.gz:1"):
+    with pytest.raises(DataError, match=r"bad\.de\.gz:1"):
         data.read_lines(gz)
 
 
@@ -101,11 +103,11 @@ def test_tatoeba_zip_and_plain(tmp_path):
 
 def test_tatoeba_bad_lines(tmp_path):
     (tmp_path / "x.txt").write_text("Go.\tGeh.\nno tab here\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"x\.txt:2: expected 'English<TAB>translation'"):
+    with pytest.raises(DataError, match=r"x\.txt:2: expected 'English<TAB>translation'"):
         data.read_tatoeba_pairs(tmp_path / "x.txt", "de", "en")
     with zipfile.ZipFile(tmp_path / "bad.zip", "w") as archive:
         archive.writestr("deu.txt", b"Go.\tGeh.\n\xff\tx\n")
-    with pytest.raises(ValueError, match=r"bad\.zip!deu\.txt:2: not valid UTF-8"):
+    with pytest.raises(DataError, match=r"bad\.zip!deu\.txt:2: not valid UTF-8"):
         data.read_tatoeba_pairs(tmp_path / "bad.zip", "de", "en")
 
 
@@ -123,14 +125,14 @@ def test_split_pairs_is_seeded_and_partitions():
 
 
 def test_tfds_reader_with_mock_data():
-    tfds = pytest.importorskip("tensorflow_datasets")
     with tfds.testing.mock_data(num_examples=7, policy=tfds.testing.MockPolicy.USE_CODE):
         pairs = data.read_tfds_pairs("ted_hrlr_translate/pt_to_en", "train", "pt", "en")
         reverse = data.read_tfds_pairs("ted_hrlr_translate/pt_to_en", "train", "en", "pt")
         with pytest.raises(ValueError, match="not 'de'"):
             data.read_tfds_pairs("ted_hrlr_translate/pt_to_en", "train", "de", "en")
-    assert len(pairs) == 7
-    assert all(isinstance(s, str) and isinstance(t, str) for s, t in pairs)
+        dataset = tfds.load("ted_hrlr_translate/pt_to_en", split="train", download=False)
+        expected = [(ex["pt"].decode(), ex["en"].decode()) for ex in tfds.as_numpy(dataset)]
+    assert len(pairs) == 7 and pairs == expected  # the named features, in the asked direction
     assert reverse == [(t, s) for s, t in pairs]
 
 

@@ -1,12 +1,14 @@
 """The translation task end to end through the CLI on the tiny generated config, plus data paths.
 
-One training run (module fixture, ~30 s on an idle core) is shared by the end-to-end checks: the
-toy language is learnt to near-perfect exact match, beam 1 equals greedy, beam 3 scores at least as
-high as greedy, and the export answers raw strings exactly like the Keras decoders.
+One training run and one export (module fixtures, ~30 s on an idle core) are shared by the
+end-to-end checks: the toy language is learnt to near-perfect exact match, beam 1 equals greedy,
+beam 3 scores at least as high as greedy, the export answers raw strings exactly like the Keras
+decoders, and hostile inputs (an empty batch, empty strings) get empty answers.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import zipfile
 from pathlib import Path
@@ -14,15 +16,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_datasets as tfds
 import yaml
 
-from shared import cli
+from shared import cli, serving
 from shared.config import load_config
-from shared.training.loop import load_checkpoint
+from shared.errors import DataError
+from shared.runs import load_checkpoint
 from suites.translation.attention import attention_map, plot_attention
+from suites.translation.data import generate_pairs, toy_lexicon
 from suites.translation.decoding import beam_search, greedy_decode, sequence_log_prob
-from suites.translation.serving import encode_source, translate
-from suites.translation.task import TranslationTask, generate_pairs, toy_lexicon
+from suites.translation.serving import encode_source
+from suites.translation.task import TranslationTask
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "translation" / "tiny.yaml"
 
@@ -33,8 +38,16 @@ def trained(tmp_path_factory):
     assert cli.main(["train", "translation", "--config", str(TINY), "--run-dir", str(run_dir)]) == 0
     config = load_config(run_dir / "config.yaml", task="translation")
     task = TranslationTask(config, run_dir)
-    model = load_checkpoint(task, run_dir, "best")
+    model = load_checkpoint(run_dir, "best")
     return run_dir, task, model
+
+
+@pytest.fixture(scope="module")
+def export(trained):
+    run_dir, _, _ = trained
+    out = run_dir.parent / "export"
+    assert cli.main(["export", "translation", "--run-dir", str(run_dir), "--out", str(out)]) == 0
+    return serving.load_export(out, "translation")
 
 
 def test_generated_language_is_deterministic():
@@ -48,17 +61,37 @@ def test_generated_language_is_deterministic():
 
 
 @pytest.mark.slow
-def test_tiny_config_learns_the_toy_language(trained, capsys):
-    run_dir, _, _ = trained
+def test_tiny_config_learns_the_toy_language(trained):
+    run_dir, task, _ = trained
     assert cli.main(["evaluate", "translation", "--run-dir", str(run_dir), "--split", "test"]) == 0
     metrics = json.loads((run_dir / "metrics.json").read_text())["test"]
     assert metrics["exact_match_beam"] >= 0.95 and metrics["exact_match_greedy"] >= 0.95
     assert metrics["bleu_beam"] > 90 and metrics["chrf_beam"] > 90
-    hypotheses = (run_dir / "eval" / "test.beam.txt").read_text().splitlines()
-    references = (run_dir / "eval" / "test.references.txt").read_text().splitlines()
-    assert len(hypotheses) == len(references) == metrics["sentences"]
-    exact = np.mean([h == r for h, r in zip(hypotheses, references, strict=True)])
+    details = json.loads((run_dir / "eval" / "test" / "metrics.json").read_text())["details"]
+    assert details["beam"]["bleu_signature"].startswith("nrefs:1|case:mixed")
+    with open(run_dir / "eval" / "test" / "predictions.tsv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    pairs = task.raw_pairs("test")
+    assert len(rows) == len(pairs) == metrics["sentences"]
+    assert [(r["source"], r["reference"]) for r in rows] == pairs
+    exact = np.mean([r["beam"] == r["reference"] for r in rows])
     assert exact == pytest.approx(metrics["exact_match_beam"])
+
+
+@pytest.mark.slow
+def test_evaluate_files_scores_like_the_split(trained, tmp_path):
+    _, task, model = trained
+    pairs = task.raw_pairs("test")
+    (tmp_path / "src.txt").write_text("".join(s + "\n" for s, _ in pairs), encoding="utf-8")
+    (tmp_path / "ref.txt").write_text("".join(t + "\n" for _, t in pairs), encoding="utf-8")
+    from_files = task.evaluate_files(model, tmp_path / "src.txt", tmp_path / "ref.txt")
+    from_split = task.evaluate(model, "test")
+    assert from_files.hypotheses == from_split.hypotheses
+    for key in ("bleu_beam", "chrf_greedy", "exact_match_beam", "sentences"):
+        assert from_files.metrics[key] == from_split.metrics[key]
+    (tmp_path / "short.txt").write_text("x\n")
+    with pytest.raises(DataError, match=r"src\.txt has \d+ lines but .*short\.txt has 1"):
+        task.evaluate_files(model, tmp_path / "src.txt", tmp_path / "short.txt")
 
 
 @pytest.mark.slow
@@ -81,10 +114,10 @@ def test_beam_search_against_greedy_on_trained_model(trained):
 @pytest.mark.slow
 def test_attention_follows_the_reversal(trained):
     _, task, model = trained
-    source_tok, target_tok = task.tokenizers()
+    source_tok, _ = task.tokenizers()
     pairs = task.raw_pairs("test")[:32]
     source = encode_source(source_tok, tf.constant([s for s, _ in pairs]))
-    ids, _, weights = greedy_decode(model, source, 1.5, 4, return_attention=True)
+    _, _, weights = greedy_decode(model, source, 1.5, 4, return_attention=True)
     hits = total = 0
     for row, (src, _) in enumerate(pairs):
         n = len(src.split())
@@ -100,12 +133,9 @@ def test_attention_follows_the_reversal(trained):
 def test_attention_map_and_plot(trained, tmp_path):
     _, task, model = trained
     source_tok, target_tok = task.tokenizers()
-    sentence, reference = task.raw_pairs("test")[0]
+    sentence, _ = task.raw_pairs("test")[0]
     amap = attention_map(model, source_tok, target_tok, sentence, 1.5, 4)
-    assert (
-        amap.translation
-        == task.translate_texts(model, [sentence], task.decoders(model)["greedy"])[0]
-    )
+    assert amap.translation == task.translate(model, [sentence], "greedy")[0]
     assert amap.source_pieces[-1] == amap.target_pieces[-1] == "</s>"
     assert amap.weights.shape == (len(amap.target_pieces), len(amap.source_pieces))
     np.testing.assert_allclose(amap.weights.sum(axis=1), 1.0, rtol=1e-5)
@@ -114,23 +144,53 @@ def test_attention_map_and_plot(trained, tmp_path):
 
 
 @pytest.mark.slow
-def test_export_round_trip_equals_keras_decoding(trained, tmp_path, capsys):
-    run_dir, task, model = trained
-    out = tmp_path / "export"
-    assert cli.main(["export", "translation", "--run-dir", str(run_dir), "--out", str(out)]) == 0
-    assert (out / "assets" / "spm.joint.model").is_file()
-    texts = [s for s, _ in task.raw_pairs("test")[:20]] + ["  kalo kami  ", ""]
-    decoders, expected = task.decoders(model), {}
-    loaded = tf.saved_model.load(str(out))  # tensorflow_text is imported by the tokenizer module
+def test_export_round_trip_equals_keras_decoding(trained, export, capsys):
+    _, task, model = trained
+    texts = [s for s, _ in task.raw_pairs("test")[:20]] + ["  kalo kami  "]
+    assert export.task == "translation"
     for signature, decoder in (("serving_default", "beam"), ("greedy", "greedy")):
-        exported = loaded.signatures[signature](text=tf.constant(texts))["translation"]
-        expected[signature] = task.translate_texts(model, texts, decoders[decoder])
-        assert [t.decode() for t in exported.numpy()] == expected[signature]
+        exported = export(signature, text=tf.constant(texts))["translation"]
+        assert [t.decode() for t in exported] == task.translate(model, texts, decoder)
     capsys.readouterr()
-    argv = ["predict", "translation", "--export-dir", str(out), "--input", texts[0]]
+    argv = ["predict", "translation", "--export-dir", str(export.path), "--input", texts[0]]
     assert cli.main(argv) == 0
-    assert capsys.readouterr().out.splitlines() == translate(out, texts[:1])
-    assert translate(out, texts[:1]) == expected["serving_default"][:1]
+    assert capsys.readouterr().out.splitlines() == task.translate(model, texts[:1], "beam")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signature", ["serving_default", "greedy"])
+def test_export_hostile_input(trained, export, signature):
+    _, task, model = trained
+    empty = export(signature, text=tf.constant([], tf.string))
+    assert empty["translation"].shape == (0,) and empty["score"].shape == (0,)
+    texts = [s for s, _ in task.raw_pairs("test")[:3]]
+    alone = export(signature, text=tf.constant(texts))
+    hostile = ["", texts[0], "   ", texts[1], texts[2], "\t"]
+    mixed = export(signature, text=tf.constant(hostile))
+    decoder = "beam" if signature == "serving_default" else "greedy"
+    assert [t.decode() for t in mixed["translation"]] == task.translate(model, hostile, decoder)
+    assert [t.decode() for t in mixed["translation"]] == [
+        "",
+        *[t.decode() for t in alone["translation"][:1]],
+        "",
+        *[t.decode() for t in alone["translation"][1:]],
+        "",
+    ]
+    np.testing.assert_allclose(mixed["score"][[1, 3, 4]], alone["score"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(mixed["score"][[0, 2, 5]], 0.0)
+    only_empty = export(signature, text=tf.constant(["", " "]))
+    assert list(only_empty["translation"]) == [b"", b""]
+
+
+@pytest.mark.slow
+def test_bench_export_times_batch_1_and_32(trained, export, capsys):
+    _, task, _ = trained
+    texts = [s for s, _ in task.raw_pairs("test")[:40]]
+    argv = ["bench-export", "translation", "--export", str(export.path), "--repeats", "1", *texts]
+    assert cli.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split() for line in lines if line.startswith("batch")]
+    assert [r[1] for r in rows] == ["1:", "32:"] and all(float(r[2]) > 0 for r in rows)
 
 
 def _task(tmp_path, **data) -> TranslationTask:
@@ -189,12 +249,17 @@ def test_parallel_files_task_and_missing_data_dir(tmp_path):
     source, target = task.tokenizers()
     assert source is not target
     assert (task.artifacts_dir / "spm.src.model").is_file()
-    with pytest.raises(ValueError, match="data.data_dir is required"):
+    with pytest.raises(DataError, match="data.data_dir is required"):
         _task(tmp_path / "other", format="multi30k").raw_pairs("train")
+    with pytest.raises(DataError, match="data.data_dir: .*nowhere is not a directory"):
+        _task(tmp_path / "x", format="multi30k", data_dir=str(tmp_path / "nowhere")).raw_pairs(
+            "train"
+        )
+    with pytest.raises(DataError, match="test.src"):  # no test split on disk: the file is named
+        task.raw_pairs("test")
 
 
 def test_tfds_task_path_with_mock_data(tmp_path):
-    tfds = pytest.importorskip("tensorflow_datasets")
     task = _task(
         tmp_path,
         format="tfds",
@@ -205,7 +270,9 @@ def test_tfds_task_path_with_mock_data(tmp_path):
     )
     with tfds.testing.mock_data(num_examples=5, policy=tfds.testing.MockPolicy.USE_CODE):
         pairs = task.raw_pairs("validation")
-    assert len(pairs) == 5 and all(isinstance(s, str) for pair in pairs for s in pair)
+        dataset = tfds.load("ted_hrlr_translate/pt_to_en", split="validation", download=False)
+        expected = [(ex["pt"].decode(), ex["en"].decode()) for ex in tfds.as_numpy(dataset)]
+    assert len(pairs) == 5 and pairs == expected  # source = the pt feature, target = en
 
 
 def test_numbers_task_is_real_language_with_digit_pieces(tmp_path):

@@ -1,8 +1,15 @@
-"""Readers for parallel text: Multi30k files, Tatoeba/Anki TSV, generic line-aligned files, TFDS.
+"""Parallel text for the translation task: readers, the configured corpus, and tf.data batches.
 
-Every reader returns a list of `(source, target)` string pairs in the direction asked for; none of
-them filters anything (see `clean_pairs`). Bad input raises `ValueError` naming the file (and line):
-line-count mismatches name both files and both counts, invalid UTF-8 names the file and line.
+Readers return `(source, target)` string pairs in the direction asked for and filter nothing:
+Multi30k files, Tatoeba/Anki TSV (zip or plain), generic line-aligned files, TFDS, and two
+generated corpora (`generate_pairs`: a toy language for tests; `numbers.py`: the demo's numbers,
+dates and amounts). `Corpus` reads the pairs of a config's split; `clean_pairs` drops empty and
+over-long pairs (and counts them); `make_dataset` turns subword ids into length-bucketed
+teacher-forcing batches `({"source", "target_in"}, target_out)`: source + eos, bos + target,
+target + eos.
+
+Bad input raises `DataError` naming the file (and line): line-count mismatches name both files
+and both counts, invalid UTF-8 names the file and line, a missing folder names `data.data_dir`.
 """
 
 from __future__ import annotations
@@ -12,9 +19,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import tensorflow as tf
+
+from shared.data import pipeline
 from shared.data.textfiles import read_pair_file_lines, read_text_lines
+from shared.data.tokenizer import BOS_ID, EOS_ID
+from shared.errors import ConfigError, DataError
+from suites.translation.config import RANDOM_SPLIT_FORMATS, DataConfig
+from suites.translation.numbers import generate_number_pairs
 
 Pair = tuple[str, str]
+SPLITS = ("train", "validation", "test")
 
 # Split names accepted for Multi30k, mapped to the file prefix of the raw release.
 MULTI30K_SPLITS = {
@@ -30,25 +46,168 @@ MULTI30K_SPLITS = {
 }
 
 
+# -- the configured corpus ---------------------------------------------------------------------
+class Corpus:
+    """The raw pairs of the splits of one `DataConfig` (random splits are drawn once, cached).
+
+    Args:
+        config: the `data` section.
+    """
+
+    def __init__(self, config: DataConfig):
+        self.config = config
+        self._random_splits: dict[str, list[Pair]] | None = None
+
+    def split_name(self, split: str) -> str:
+        """The source's own name of `split` ("train", "validation", "test")."""
+        d = self.config
+        names = {"train": d.train_split, "validation": d.validation_split, "test": d.test_split}
+        return names.get(split, split)
+
+    def pairs(self, split: str) -> list[Pair]:
+        """The uncleaned (source, target) pairs of `split` ("train", "validation", "test")."""
+        d = self.config
+        if d.format in RANDOM_SPLIT_FORMATS:
+            if split not in SPLITS:
+                raise ConfigError(f"data.format {d.format} has splits {SPLITS}, not {split!r}")
+            return self._split_randomly()[split]
+        if d.format == "tfds":
+            if not d.tfds_name:
+                raise ConfigError("data.tfds_name must name a TFDS dataset for data.format=tfds")
+            return read_tfds_pairs(
+                d.tfds_name, self.split_name(split), d.source, d.target, d.data_dir
+            )
+        root, name = self.data_dir(), self.split_name(split)
+        if d.format == "multi30k":
+            return read_multi30k(root, name, d.source, d.target)
+        return read_parallel_files(
+            root / d.file_pattern.format(split=name, lang=d.source),
+            root / d.file_pattern.format(split=name, lang=d.target),
+        )
+
+    def data_dir(self) -> Path:
+        """`data.data_dir` as a folder that exists.
+
+        Raises:
+            DataError: it is not set or not a folder.
+        """
+        d = self.config
+        if d.data_dir is None:
+            raise DataError(f"data.data_dir is required for data.format={d.format} (--data-dir)")
+        path = Path(d.data_dir)
+        if not path.is_dir():
+            raise DataError(f"data.data_dir: {path} is not a directory")
+        return path
+
+    def _split_randomly(self) -> dict[str, list[Pair]]:
+        if self._random_splits is None:
+            d = self.config
+            if d.format == "generated":
+                pairs = generate_pairs(
+                    d.generated_pairs,
+                    d.generated_words,
+                    d.generated_min_words,
+                    d.generated_max_words,
+                    d.split_seed,
+                )
+            elif d.format == "numbers":
+                pairs = generate_number_pairs(d.generated_pairs, d.source, d.target, d.split_seed)
+            else:
+                pairs = read_tatoeba_pairs(self.data_dir() / d.tatoeba_file, d.source, d.target)
+            self._random_splits = split_pairs(pairs, d.split_fractions, d.split_seed)
+        return self._random_splits
+
+
+# -- subword ids -> batches --------------------------------------------------------------------
+def _ragged(rows: list[list[int]]) -> tf.RaggedTensor:
+    flat = np.fromiter((i for row in rows for i in row), np.int32)
+    return tf.RaggedTensor.from_row_lengths(flat, [len(r) for r in rows])
+
+
+def _to_example(source: tf.Tensor, target: tf.Tensor):
+    eos, bos = tf.constant([EOS_ID], tf.int32), tf.constant([BOS_ID], tf.int32)
+    inputs = {"source": tf.concat([source, eos], 0), "target_in": tf.concat([bos, target], 0)}
+    return inputs, tf.concat([target, eos], 0)
+
+
+def _length(inputs, target_out):
+    return tf.maximum(tf.shape(inputs["source"])[0], tf.shape(target_out)[0])
+
+
+def make_dataset(
+    source_ids: list[list[int]],
+    target_ids: list[list[int]],
+    batch_size: int,
+    num_buckets: int,
+    seed: int | None = None,
+    shuffle_buffer: int = 1,
+) -> tf.data.Dataset:
+    """Teacher-forcing batches from subword ids (no bos/eos), bucketed by length.
+
+    Args:
+        source_ids, target_ids: one id list per pair.
+        batch_size: pairs per batch.
+        num_buckets: length buckets.
+        seed: shuffle (every epoch anew) with this seed; None: keep the order.
+        shuffle_buffer: shuffle buffer size (with `seed`).
+    """
+    ds = tf.data.Dataset.from_tensor_slices((_ragged(source_ids), _ragged(target_ids)))
+    ds = ds.map(_to_example, num_parallel_calls=tf.data.AUTOTUNE)
+    if seed is None:
+        ds = pipeline.bucket_by_length(ds, _length, batch_size, num_buckets=num_buckets)
+    else:
+        ds = pipeline.shuffle_and_bucket(
+            ds, _length, batch_size, seed, shuffle_buffer, num_buckets=num_buckets
+        )
+    return pipeline.prefetch(ds)
+
+
+# -- the generated toy language ----------------------------------------------------------------
+_SYLLABLES = ["ka", "lo", "mi", "nu", "pe", "ra", "si", "tu", "ve", "wo", "ba", "di", "fo", "gu"]
+
+
+def toy_lexicon(size: int) -> dict[str, str]:
+    """A fixed source->target word map: source words are syllable pairs, targets their mirror."""
+    words = [a + b for a in _SYLLABLES for b in _SYLLABLES if a != b][:size]
+    return {w: w[::-1].capitalize() for w in words}
+
+
+def generate_pairs(num: int, size: int, min_words: int, max_words: int, seed: int) -> list[Pair]:
+    """Toy parallel corpus: target = source words transliterated, in reverse order."""
+    lexicon = toy_lexicon(size)
+    words = sorted(lexicon)
+    rng = random.Random(seed)
+    pairs = []
+    for _ in range(num):
+        sentence = [rng.choice(words) for _ in range(rng.randint(min_words, max_words))]
+        pairs.append((" ".join(sentence), " ".join(lexicon[w] for w in reversed(sentence))))
+    return pairs
+
+
+# -- readers -----------------------------------------------------------------------------------
 def read_lines(path: str | Path) -> list[str]:
     """Reads a UTF-8 text file (gzip-compressed if it ends in `.gz`) into lines without newlines.
 
     Raises:
-        FileNotFoundError: if `path` does not exist.
-        ValueError: if a line is not valid UTF-8 (the message names the file and line).
+        DataError: `path` does not exist, or a line is not valid UTF-8 (naming file and line).
     """
-    return read_text_lines(path, "parallel text file")
+    try:
+        return read_text_lines(path, "parallel text file")
+    except FileNotFoundError as err:
+        raise DataError(str(err)) from None
+    except ValueError as err:
+        raise DataError(str(err)) from None
 
 
 def read_parallel_files(source_path: str | Path, target_path: str | Path) -> list[Pair]:
     """Reads two line-aligned files (line N of one translates line N of the other).
 
     Raises:
-        ValueError: if the files have different numbers of lines (naming both files and counts).
+        DataError: the files have different numbers of lines (naming both files and counts).
     """
     source, target = read_lines(source_path), read_lines(target_path)
     if len(source) != len(target):
-        raise ValueError(
+        raise DataError(
             f"parallel files are not line-aligned: {source_path} has {len(source)} lines but "
             f"{target_path} has {len(target)}"
         )
@@ -89,13 +248,17 @@ def read_tatoeba_pairs(
         english: the code that names the first column.
 
     Raises:
-        ValueError: on a line without a tab, invalid UTF-8, or a direction without English.
+        DataError: a missing file, a line without a tab or invalid UTF-8 (naming file and line).
+        ValueError: a direction without English.
     """
     if english not in (source, target):
         raise ValueError(
             f"Tatoeba pairs need {english!r} as source or target, got {source}->{target}"
         )
-    name, lines = read_pair_file_lines(path, "Tatoeba file")
+    try:
+        name, lines = read_pair_file_lines(path, "Tatoeba file")
+    except (FileNotFoundError, ValueError) as err:
+        raise DataError(str(err)) from None
     pairs = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -103,7 +266,7 @@ def read_tatoeba_pairs(
             continue
         columns = line.split("\t")
         if len(columns) < 2:
-            raise ValueError(f"{name}:{number}: expected 'English<TAB>translation', got {line!r}")
+            raise DataError(f"{name}:{number}: expected 'English<TAB>translation', got {line!r}")
         eng, other = columns[0], columns[1]
         pairs.append((eng, other) if source == english else (other, eng))
     return pairs
@@ -208,3 +371,33 @@ def clean_pairs(
         if len(report.examples) < 5:
             report.examples.append(index)
     return kept, report
+
+
+def encode_pairs(
+    pairs: list[Pair], source_sp, target_sp, max_length: int, name: str
+) -> tuple[list[list[int]], list[list[int]], CleanReport]:
+    """Subword ids (no bos/eos) of the pairs `clean_pairs` keeps, measured in subwords.
+
+    Args:
+        pairs: raw (source, target) pairs.
+        source_sp, target_sp: `sentencepiece.SentencePieceProcessor`s of the two sides.
+        max_length: the limit per side, in subwords.
+        name: what to call the pairs in the report.
+
+    Returns:
+        (source ids, target ids, the `CleanReport`).
+    """
+    stripped = [(s.strip(), t.strip()) for s, t in pairs]
+    src_ids = source_sp.encode([s for s, _ in stripped])
+    tgt_ids = target_sp.encode([t for _, t in stripped])
+    src_len = {s: len(ids) for (s, _), ids in zip(stripped, src_ids, strict=True)}
+    tgt_len = {t: len(ids) for (_, t), ids in zip(stripped, tgt_ids, strict=True)}
+    _, report = clean_pairs(
+        stripped,
+        max_length,
+        length=src_len.__getitem__,
+        target_length=tgt_len.__getitem__,
+        name=name,
+    )
+    chosen = report.kept_indices
+    return [src_ids[i] for i in chosen], [tgt_ids[i] for i in chosen], report

@@ -12,6 +12,8 @@ extended by padding at no cost, and the loop ends when every beam of every sente
 
 from __future__ import annotations
 
+from typing import Any
+
 import tensorflow as tf
 
 from shared.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
@@ -100,6 +102,28 @@ def _length_penalty(length: tf.Tensor, alpha: float) -> tf.Tensor:
     return tf.pow((5.0 + tf.cast(length, tf.float32)) / 6.0, alpha)
 
 
+def _select(log_probs, scores, finished, lengths, sequences, length_penalty: float):
+    """One beam-search step for log-probabilities [B, k, V] of the next token.
+
+    Ranks every (beam, token) extension by `log p / lp(length)` and keeps the best k.
+
+    Returns:
+        (beam [B, k] each survivor came from, token [B, k], scores, finished, lengths, sequences)
+    """
+    batch, k, vocab = tf.shape(log_probs)[0], tf.shape(log_probs)[1], tf.shape(log_probs)[2]
+    candidates = scores[..., None] + log_probs  # [B, k, V]
+    new_lengths = tf.where(finished, lengths, lengths + 1)[..., None]
+    ranks = candidates / _length_penalty(new_lengths, length_penalty)
+    _, flat = tf.math.top_k(tf.reshape(ranks, [batch, k * vocab]), k)  # [B, k]
+    beam, token = flat // vocab, flat % vocab
+    scores = tf.gather(tf.reshape(candidates, [batch, k * vocab]), flat, batch_dims=1)
+    was_finished = tf.gather(finished, beam, batch_dims=1)
+    lengths = tf.gather(lengths, beam, batch_dims=1) + tf.cast(~was_finished, tf.int32)
+    finished = was_finished | tf.equal(token, EOS_ID)
+    sequences = tf.concat([tf.gather(sequences, beam, batch_dims=1), token[..., None]], axis=2)
+    return beam, token, scores, finished, lengths, sequences
+
+
 def beam_search(
     model,
     source: tf.Tensor,
@@ -122,42 +146,33 @@ def beam_search(
     memory, keys, mask = (tf.repeat(x, k, axis=0) for x in (memory, keys, mask))
     states = [tf.repeat(s, k, axis=0) for s in states]
     limits = tf.repeat(max_lengths(source, max_length_ratio, max_length_offset)[:, None], k, 1)
-    steps = tf.reduce_max(limits)
     first = tf.concat([tf.zeros([1]), tf.fill([k - 1], NEG)], axis=0)  # only beam 0 is live
 
     def body(t, previous, states, sequences, scores, finished, lengths):
         logits, states, _ = model.decode_step(previous, states, memory, keys, mask)
         log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
-        vocab = tf.shape(log_probs)[-1]
-        log_probs = tf.reshape(log_probs, [batch, k, vocab])
+        log_probs = tf.reshape(log_probs, [batch, k, tf.shape(log_probs)[-1]])
         log_probs = _restrict(log_probs, finished, t >= limits - 1)
-        candidates = scores[..., None] + log_probs  # [B, k, V]
-        new_lengths = tf.where(finished, lengths, lengths + 1)[..., None]
-        ranks = candidates / _length_penalty(new_lengths, length_penalty)
-        _, flat = tf.math.top_k(tf.reshape(ranks, [batch, k * vocab]), k)  # [B, k]
-        beam, token = flat // vocab, flat % vocab
-        scores = tf.gather(tf.reshape(candidates, [batch, k * vocab]), flat, batch_dims=1)
-        lengths = tf.gather(lengths, beam, batch_dims=1) + tf.cast(
-            ~tf.gather(finished, beam, batch_dims=1), tf.int32
+        beam, token, scores, finished, lengths, sequences = _select(
+            log_probs, scores, finished, lengths, sequences, length_penalty
         )
-        finished = tf.gather(finished, beam, batch_dims=1) | tf.equal(token, EOS_ID)
-        sequences = tf.concat([tf.gather(sequences, beam, batch_dims=1), token[..., None]], axis=2)
         rows = tf.reshape(beam + k * tf.range(batch)[:, None], [-1])
         states = [tf.gather(s, rows) for s in states]
         return t + 1, tf.reshape(token, [-1]), states, sequences, scores, finished, lengths
 
-    _, _, _, sequences, scores, finished, lengths = tf.while_loop(
-        lambda t, p, s, q, sc, finished, ln: (t < steps) & ~tf.reduce_all(finished),
+    start = (
+        tf.constant(0),
+        tf.fill([batch * k], BOS_ID),
+        states,
+        tf.zeros([batch, k, 0], tf.int32),
+        tf.tile(first[None], [batch, 1]),
+        tf.zeros([batch, k], tf.bool),
+        tf.zeros([batch, k], tf.int32),
+    )
+    _, _, _, sequences, scores, _, lengths = tf.while_loop(
+        lambda t, p, s, q, sc, finished, ln: (t < tf.reduce_max(limits)) & ~tf.reduce_all(finished),
         body,
-        (
-            tf.constant(0),
-            tf.fill([batch * k], BOS_ID),
-            states,
-            tf.zeros([batch, k, 0], tf.int32),
-            tf.tile(first[None], [batch, 1]),
-            tf.zeros([batch, k], tf.bool),
-            tf.zeros([batch, k], tf.int32),
-        ),
+        start,
         shape_invariants=(
             tf.TensorShape([]),
             tf.TensorShape([None]),
@@ -186,3 +201,52 @@ def sequence_log_prob(model, source: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
     picked = tf.gather(log_probs, target, batch_dims=2)
     return tf.reduce_sum(tf.where(tf.not_equal(target, PAD_ID), picked, 0.0), axis=1)
+
+
+def compiled_decoders(model, config) -> dict[str, Any]:
+    """Graph-compiled decoders {"greedy", "beam"}: padded source ids -> (ids, scores).
+
+    Args:
+        model: the trained `Seq2SeqAttention`.
+        config: the `model` config section (beam size, length penalty, output limits).
+    """
+    m = config
+    spec = [tf.TensorSpec([None, None], tf.int32)]
+    greedy = tf.function(
+        lambda s: greedy_decode(model, s, m.max_length_ratio, m.max_length_offset),
+        input_signature=spec,
+    )
+    beam = tf.function(
+        lambda s: beam_search(
+            model, s, m.beam_size, m.length_penalty, m.max_length_ratio, m.max_length_offset
+        ),
+        input_signature=spec,
+    )
+    return {"greedy": greedy, "beam": beam}
+
+
+def translate_texts(
+    texts: list[str], decoder, source_tokenizer, target_tokenizer, batch_size: int
+) -> list[str]:
+    """Translates raw strings with a compiled decoder, in batches of similar length.
+
+    Args:
+        texts: raw source sentences (surrounding whitespace is stripped; an empty one gets an
+            empty translation, as from the export).
+        decoder: from `compiled_decoders`.
+        source_tokenizer, target_tokenizer: the `SentencePieceTokenizer`s of the two sides.
+        batch_size: sentences per decoder call.
+    """
+    stripped = tf.strings.strip(tf.constant(texts, tf.string))
+    lengths = source_tokenizer.tokenize(stripped).row_lengths().numpy()
+    present = [i for i, text in enumerate(stripped.numpy()) if text]  # "" translates to ""
+    order = sorted(present, key=lambda i: lengths[i])
+    outputs: list[str] = [""] * len(texts)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        batch = tf.gather(stripped, chunk)
+        ids = source_tokenizer.tokenize(batch, add_eos=True).to_tensor()
+        hyp_ids, _ = decoder(ids)
+        for i, text in zip(chunk, target_tokenizer.detokenize(hyp_ids).numpy(), strict=True):
+            outputs[i] = text.decode("utf-8")
+    return outputs

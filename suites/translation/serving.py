@@ -1,20 +1,22 @@
-"""The raw-text SavedModel: `serving_default(text) -> {translation, score}`.
+"""The translation export: `serving_default(text) -> {translation, score}` on raw strings.
 
-Tokenization (SentencePiece, as graph ops), beam search and detokenization all run inside the
+Tokenization (SentencePiece, as graph ops), decoding and detokenization all run inside the
 graph, so the export needs nothing but `import tensorflow_text` before `tf.saved_model.load`.
-A second signature, `greedy`, decodes greedily. The SentencePiece models are also copied into
-`assets/` for inspection; the graph does not read them (the model protos are graph constants).
+`serving_default` decodes with beam search, `greedy` greedily. Surrounding whitespace is
+stripped; an input that is empty (or only whitespace) gets an empty translation with score 0,
+and an empty batch an empty result. The SentencePiece model protos are graph constants.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import keras
 import tensorflow as tf
 
 from shared.data.tokenizer import SentencePieceTokenizer
+from shared.serving import ServingModule
 from suites.translation.decoding import beam_search, greedy_decode
+
+TEXT = tf.TensorSpec([None], tf.string, name="text")
 
 
 def encode_source(tokenizer: SentencePieceTokenizer, text: tf.Tensor) -> tf.Tensor:
@@ -23,7 +25,7 @@ def encode_source(tokenizer: SentencePieceTokenizer, text: tf.Tensor) -> tf.Tens
     return ids.to_tensor(default_value=tokenizer.pad_id)
 
 
-class Translator(tf.Module):
+class Translator(ServingModule):
     """Tokenizers + model + decoders behind `tf.string [None]` signatures.
 
     Args:
@@ -43,7 +45,7 @@ class Translator(tf.Module):
         beam_size: int = 5,
         length_penalty: float = 0.6,
         max_length_ratio: float = 1.5,
-        max_length_offset: int = 5,
+        max_length_offset: int = 10,
     ):
         super().__init__(name="translator")
         self.model = model
@@ -54,50 +56,51 @@ class Translator(tf.Module):
         self.max_length_ratio = max_length_ratio
         self.max_length_offset = max_length_offset
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def signatures(self) -> dict:
+        return {"serving_default": self.serve, "greedy": self.greedy}
+
+    def _translate(self, text: tf.Tensor, decode) -> dict[str, tf.Tensor]:
+        """Decodes the non-empty inputs with `decode(source ids) -> (ids, scores)`."""
+        text = tf.strings.strip(text)
+        present = tf.strings.length(text) > 0
+        kept = tf.boolean_mask(text, present)
+
+        def run():
+            ids, scores = decode(encode_source(self.source_tokenizer, kept))
+            return self.target_tokenizer.detokenize(ids), scores
+
+        def nothing():
+            return tf.zeros([0], tf.string), tf.zeros([0], tf.float32)
+
+        translations, scores = tf.cond(tf.size(kept) > 0, run, nothing)
+        where = tf.where(present)
+        shape = tf.shape(text, out_type=tf.int64)
+        return {
+            "translation": tf.tensor_scatter_nd_update(tf.fill(shape, ""), where, translations),
+            "score": tf.scatter_nd(where, scores, shape),
+        }
+
+    @tf.function(input_signature=[TEXT])
     def serve(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
         """Beam search: `translation` tf.string [B], `score` (log-probability) float32 [B]."""
-        source = encode_source(self.source_tokenizer, text)
-        ids, scores = beam_search(
-            self.model,
-            source,
-            beam_size=self.beam_size,
-            length_penalty=self.length_penalty,
-            max_length_ratio=self.max_length_ratio,
-            max_length_offset=self.max_length_offset,
+        return self._translate(
+            text,
+            lambda source: beam_search(
+                self.model,
+                source,
+                beam_size=self.beam_size,
+                length_penalty=self.length_penalty,
+                max_length_ratio=self.max_length_ratio,
+                max_length_offset=self.max_length_offset,
+            ),
         )
-        return {"translation": self.target_tokenizer.detokenize(ids), "score": scores}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    @tf.function(input_signature=[TEXT])
     def greedy(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
         """Greedy decoding: `translation` tf.string [B], `score` float32 [B]."""
-        source = encode_source(self.source_tokenizer, text)
-        ids, scores = greedy_decode(
-            self.model, source, self.max_length_ratio, self.max_length_offset
+        return self._translate(
+            text,
+            lambda source: greedy_decode(
+                self.model, source, self.max_length_ratio, self.max_length_offset
+            ),
         )
-        return {"translation": self.target_tokenizer.detokenize(ids), "score": scores}
-
-
-def save_translator(
-    translator: Translator, out_dir: str | Path, asset_files: list[Path] | None = None
-) -> Path:
-    """Writes `translator` as a SavedModel (`serving_default` = beam search, `greedy`)."""
-    out_dir = Path(out_dir)
-    translator.asset_files = [tf.saved_model.Asset(str(p)) for p in asset_files or []]
-    tf.saved_model.save(
-        translator,
-        str(out_dir),
-        signatures={"serving_default": translator.serve, "greedy": translator.greedy},
-    )
-    return out_dir
-
-
-def translate(export_dir: str | Path, texts: list[str], signature: str = "serving_default"):
-    """Loads an export with `tf.saved_model.load` alone and translates `texts` -> list[str]."""
-    import tensorflow_text  # noqa: F401 - registers the SentencePiece ops before loading
-
-    loaded = tf.saved_model.load(str(export_dir))
-    if signature not in loaded.signatures:
-        raise ValueError(f"{export_dir} has no signature {signature!r}: {list(loaded.signatures)}")
-    out = loaded.signatures[signature](text=tf.constant(texts, tf.string))
-    return [t.decode("utf-8") for t in out["translation"].numpy()]

@@ -1,195 +1,60 @@
-"""The translation task: parallel text -> SentencePiece -> attention seq2seq -> BLEU/chrF -> export.
-
-Data sources (`data.format`): Multi30k raw files, Tatoeba/Anki TSV (zip or plain, seeded split),
-generic line-aligned files (`data.file_pattern`), a TFDS dataset by name, `generated`: a
-deterministic toy language (word-by-word transliteration with reversed word order) for tests, or
-`numbers`: numbers, dates and amounts rendered in English/German/French by num2words and Babel
-(`suites/translation/numbers.py`) for the offline demo. The direction is `data.source` ->
-`data.target`.
+"""The `translation` task: parallel text -> SentencePiece -> seq2seq -> BLEU/chrF -> export.
 
 `prepare` trains the SentencePiece model(s) on the training split into `artifacts/` (joint over
-both languages or one per side). Training batches are `({"source", "target_in"}, target_out)` of
-padded ids: source + eos, bos + target, target + eos; length-bucketed. `evaluate` decodes a split
-greedily and with beam search, detokenizes, and scores against the raw references with sacreBLEU
-(BLEU, chrF); hypotheses go to `eval/<split>.<decoder>.txt`.
+both languages or one per side); `datasets` are the teacher-forcing batches of `data.py`;
+`evaluate` decodes a split greedily and with beam search, detokenizes, and scores against the raw
+references with sacreBLEU (BLEU, chrF) and exact match; `evaluate_files` does the same for any
+pair of line-aligned files; the export is `serving.Translator`.
 """
 
 from __future__ import annotations
 
 import json
-import random
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar
 
 import keras
 import numpy as np
 import sentencepiece as spm
-import tensorflow as tf
 
-from shared.data import pipeline
-from shared.data.tokenizer import BOS_ID, EOS_ID, SentencePieceTokenizer, train_sentencepiece
+from shared.data.tokenizer import SentencePieceTokenizer, train_sentencepiece
+from shared.errors import DataError
+from shared.log import get_logger
 from shared.metrics.text import corpus_bleu, corpus_chrf
-from shared.task import Task, register_task
-from suites.translation import data as readers
-from suites.translation.decoding import beam_search, greedy_decode
-from suites.translation.model import (
-    Attention,
-    AttentionDecoder,
-    MaskedTokenAccuracy,
-    Seq2SeqAttention,
-    SmoothedSequenceLoss,
-)
-from suites.translation.numbers import generate_number_pairs
-from suites.translation.serving import Translator, save_translator, translate
+from shared.task import Demo, Evaluation, Task
+from suites.translation import data
+from suites.translation.config import DataConfig, ModelConfig
+from suites.translation.decoding import compiled_decoders, translate_texts
+from suites.translation.model import MaskedTokenAccuracy, Seq2SeqAttention, SmoothedSequenceLoss
+from suites.translation.serving import Translator
 
-SPLITS = ("train", "validation", "test")
+log = get_logger(__name__)
 
 
-@dataclass
-class TranslationDataConfig:
-    """Where the parallel text comes from and how it becomes subword ids."""
-
-    data_dir: str | None = None  # dataset folder (multi30k/, tatoeba-anki/, ...); None: generated
-    # generated: a toy language; numbers: numbers/dates/amounts in real languages (num2words, Babel)
-    format: Literal["multi30k", "tatoeba", "parallel", "tfds", "generated", "numbers"] = "multi30k"
-    source: str = "de"  # source language code
-    target: str = "en"  # target language code
-    train_split: str = "train"  # split names as the source knows them (multi30k: val, test2016)
-    validation_split: str = "val"  # the source's name of the validation split
-    test_split: str = "test2016"  # the source's name of the test split
-    file_pattern: str = "{split}.{lang}"  # parallel: file name in data_dir from split and lang
-    tatoeba_file: str = "deu-eng.zip"  # tatoeba: file in data_dir (zip or TSV)
-    # tatoeba/generated/numbers: fractions of the train/validation/test splits
-    split_fractions: list[float] = field(default_factory=lambda: [0.9, 0.05, 0.05])
-    split_seed: int = 0  # tatoeba/generated/numbers: seed of the shuffle before splitting
-    tfds_name: str = ""  # tfds: e.g. ted_hrlr_translate/pt_to_en (download=False)
-    max_length: int = 64  # training/validation pairs with a side longer (subwords) are dropped
-    vocab_size: int = 8000  # SentencePiece pieces (incl. pad/unk/bos/eos), per model
-    spm_model_type: Literal["unigram", "bpe"] = "unigram"  # SentencePiece algorithm
-    vocab_hard_limit: bool = True  # False: vocab_size is an upper bound (tiny corpora)
-    joint_vocab: bool = True  # one model for both languages (else one per side)
-    character_coverage: float = 1.0  # SentencePiece character coverage
-    split_digits: bool = False  # SentencePiece: one piece per digit (numbers copied, not recalled)
-    num_buckets: int = 8  # length buckets for batching
-    shuffle_buffer: int = 30000  # training shuffle buffer (>= training pairs: full shuffle)
-    generated_pairs: int = 2000  # generated/numbers: number of pairs in all splits together
-    generated_words: int = 16  # generated: size of the toy lexicon
-    generated_min_words: int = 3  # generated: shortest sentence (words)
-    generated_max_words: int = 8  # generated: longest sentence (words)
+def _demo_inputs(task: Task, scratch: Path) -> list[str]:
+    return [source for source, _ in task.raw_pairs("test")[:3]]
 
 
-@dataclass
-class TranslationModelConfig:
-    """Model shape, regularisation and decoding."""
-
-    embedding_dim: int = 256  # source and target embedding width
-    encoder_units: int = 256  # units per direction of each Bidirectional(PeepholeLSTM) layer
-    encoder_layers: int = 2  # encoder depth
-    decoder_units: int = 512  # decoder cell width (= attentional vector width)
-    decoder_layers: int = 1  # decoder depth
-    attention: Literal["dot", "general", "bahdanau"] = "general"  # score function
-    attention_units: int = 256  # hidden width of bahdanau attention
-    input_feeding: bool = True  # feed the previous attentional vector to the decoder
-    dropout: float = 0.3  # embeddings, between layers, before the output projection
-    label_smoothing: float = 0.1  # cross-entropy label smoothing
-    tie_target_embedding: bool = False  # share target embeddings with the output projection
-    beam_size: int = 5  # beams for evaluate and export (1: greedy)
-    length_penalty: float = 0.6  # GNMT length-penalty exponent (0: none)
-    max_length_ratio: float = 1.5  # output limit: ratio * source subwords + offset
-    max_length_offset: int = 10  # added to the ratio-scaled source length
-    eval_batch_size: int = 64  # sentences per decoding batch in evaluate
-
-
-# -- generated toy language -----------------------------------------------------------------
-_SYLLABLES = ["ka", "lo", "mi", "nu", "pe", "ra", "si", "tu", "ve", "wo", "ba", "di", "fo", "gu"]
-
-
-def toy_lexicon(size: int) -> dict[str, str]:
-    """A fixed source->target word map: source words are syllable pairs, targets their mirror."""
-    words = [a + b for a in _SYLLABLES for b in _SYLLABLES if a != b][:size]
-    return {w: w[::-1].capitalize() for w in words}
-
-
-def generate_pairs(num: int, size: int, min_words: int, max_words: int, seed: int) -> list:
-    """Toy parallel corpus: target = source words transliterated, in reverse order."""
-    lexicon = toy_lexicon(size)
-    words = sorted(lexicon)
-    rng = random.Random(seed)
-    pairs = []
-    for _ in range(num):
-        sentence = [rng.choice(words) for _ in range(rng.randint(min_words, max_words))]
-        pairs.append((" ".join(sentence), " ".join(lexicon[w] for w in reversed(sentence))))
-    return pairs
-
-
-@register_task
 class TranslationTask(Task):
     """Sentence translation with an attention LSTM encoder-decoder."""
 
-    name = "translation"
-    DataConfig = TranslationDataConfig
-    ModelConfig = TranslationModelConfig
+    name: ClassVar[str] = "translation"
+    DataConfig: ClassVar[type] = DataConfig
+    ModelConfig: ClassVar[type] = ModelConfig
+    demo: ClassVar[Demo] = Demo(
+        "translation/demo.yaml", "bleu_beam", "test BLEU (beam)", _demo_inputs, order=1
+    )
 
-    # -- raw data ---------------------------------------------------------------------------
-    def _split_name(self, split: str) -> str:
-        d = self.config.data
-        names = {"train": d.train_split, "validation": d.validation_split, "test": d.test_split}
-        return names.get(split, split)
+    def __init__(self, config: Any, run_dir: str | Path):
+        super().__init__(config, run_dir)
+        self.corpus = data.Corpus(config.data)
 
-    def raw_pairs(self, split: str) -> list[tuple[str, str]]:
+    def raw_pairs(self, split: str) -> list[data.Pair]:
         """The uncleaned (source, target) pairs of `split` ("train", "validation", "test")."""
-        d = self.config.data
-        if d.format in ("tatoeba", "generated", "numbers"):
-            if split not in SPLITS:
-                raise ValueError(f"data.format {d.format} has splits {SPLITS}, not {split!r}")
-            return self._random_splits()[split]
-        if d.format == "tfds":
-            if not d.tfds_name:
-                raise ValueError("data.tfds_name must name a TFDS dataset for data.format=tfds")
-            return readers.read_tfds_pairs(
-                d.tfds_name, self._split_name(split), d.source, d.target, d.data_dir
-            )
-        root = self._data_dir()
-        name = self._split_name(split)
-        if d.format == "multi30k":
-            return readers.read_multi30k(root, name, d.source, d.target)
-        return readers.read_parallel_files(
-            root / d.file_pattern.format(split=name, lang=d.source),
-            root / d.file_pattern.format(split=name, lang=d.target),
-        )
+        return self.corpus.pairs(split)
 
-    def _data_dir(self) -> Path:
-        d = self.config.data
-        if d.data_dir is None:
-            raise ValueError(f"data.data_dir is required for data.format={d.format}")
-        path = Path(d.data_dir)
-        if not path.is_dir():
-            raise FileNotFoundError(f"data.data_dir {path} is not a directory")
-        return path
-
-    def _random_splits(self) -> dict[str, list]:
-        if not hasattr(self, "_splits_cache"):
-            d = self.config.data
-            if d.format == "generated":
-                pairs = generate_pairs(
-                    d.generated_pairs,
-                    d.generated_words,
-                    d.generated_min_words,
-                    d.generated_max_words,
-                    d.split_seed,
-                )
-            elif d.format == "numbers":
-                pairs = generate_number_pairs(d.generated_pairs, d.source, d.target, d.split_seed)
-            else:
-                pairs = readers.read_tatoeba_pairs(
-                    self._data_dir() / d.tatoeba_file, d.source, d.target
-                )
-            self._splits_cache = readers.split_pairs(pairs, d.split_fractions, d.split_seed)
-        return self._splits_cache
-
-    # -- tokenizers -------------------------------------------------------------------------
+    # -- vocabularies -----------------------------------------------------------------------
     def _spm_paths(self) -> tuple[Path, Path]:
         d = self.config.data
         if d.joint_vocab:
@@ -216,13 +81,13 @@ class TranslationTask(Task):
             split_digits=d.split_digits,
         )
         started = time.time()
+        sources, targets = [s for s, _ in pairs], [t for _, t in pairs]
         if d.joint_vocab:
-            texts = [s for s, _ in pairs] + [t for _, t in pairs]
-            train_sentencepiece(texts, source_path, **options)
+            train_sentencepiece(sources + targets, source_path, **options)
         else:
-            train_sentencepiece([s for s, _ in pairs], source_path, **options)
-            train_sentencepiece([t for _, t in pairs], target_path, **options)
-        _log(f"translation: SentencePiece trained in {time.time() - started:.1f}s -> {source_path}")
+            train_sentencepiece(sources, source_path, **options)
+            train_sentencepiece(targets, target_path, **options)
+        log.info("SentencePiece trained in %.1fs -> %s", time.time() - started, source_path)
 
     def tokenizers(self) -> tuple[SentencePieceTokenizer, SentencePieceTokenizer]:
         """(source, target) in-graph tokenizers from `artifacts/` (the same object if joint)."""
@@ -236,35 +101,21 @@ class TranslationTask(Task):
             self._tokenizers = (source, target)
         return self._tokenizers
 
-    def _processors(self) -> tuple[spm.SentencePieceProcessor, spm.SentencePieceProcessor]:
-        source, target = self.tokenizers()
-        return (
-            spm.SentencePieceProcessor(model_proto=source.model_proto),
-            spm.SentencePieceProcessor(model_proto=target.model_proto),
-        )
-
-    # -- tf.data ----------------------------------------------------------------------------
+    # -- training data ----------------------------------------------------------------------
     def encoded_split(self, split: str) -> tuple[list[list[int]], list[list[int]]]:
         """Cleaned, subword-encoded pairs of `split` (no bos/eos); logs what was dropped."""
-        src_sp, tgt_sp = self._processors()
-        pairs = [(s.strip(), t.strip()) for s, t in self.raw_pairs(split)]
-        src_ids = src_sp.encode([s for s, _ in pairs])
-        tgt_ids = tgt_sp.encode([t for _, t in pairs])
-        src_len = {s: len(ids) for (s, _), ids in zip(pairs, src_ids, strict=True)}
-        tgt_len = {t: len(ids) for (_, t), ids in zip(pairs, tgt_ids, strict=True)}
-        _, report = readers.clean_pairs(
-            pairs,
-            self.config.data.max_length,
-            length=src_len.__getitem__,
-            target_length=tgt_len.__getitem__,
-            name=split,
+        source, target = self.tokenizers()
+        source_sp = spm.SentencePieceProcessor(model_proto=source.model_proto)
+        target_sp = spm.SentencePieceProcessor(model_proto=target.model_proto)
+        pairs = self.raw_pairs(split)
+        src, tgt, report = data.encode_pairs(
+            pairs, source_sp, target_sp, self.config.data.max_length, split
         )
-        _log(f"translation: {report}")
+        log.info("%s", report)
         self._write_report(split, report)
-        chosen = report.kept_indices
-        return [src_ids[i] for i in chosen], [tgt_ids[i] for i in chosen]
+        return src, tgt
 
-    def _write_report(self, split: str, report: readers.CleanReport) -> None:
+    def _write_report(self, split: str, report: data.CleanReport) -> None:
         path = self.artifacts_dir / "data_report.json"
         if not self.artifacts_dir.is_dir():
             return
@@ -277,35 +128,13 @@ class TranslationTask(Task):
         }
         path.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n")
 
-    def _dataset(self, split: str, batch_size: int, shuffle: bool) -> tf.data.Dataset:
+    def _dataset(self, split: str, batch_size: int, shuffle: bool):
         src, tgt = self.encoded_split(split)
         if not src:
-            raise ValueError(f"translation: no {split} pairs left after cleaning")
-
-        def ragged(rows: list[list[int]]) -> tf.RaggedTensor:
-            flat = np.fromiter((i for row in rows for i in row), np.int32)
-            return tf.RaggedTensor.from_row_lengths(flat, [len(r) for r in rows])
-
-        ds = tf.data.Dataset.from_tensor_slices((ragged(src), ragged(tgt)))
-
-        def to_example(s, t):
-            eos, bos = tf.constant([EOS_ID], tf.int32), tf.constant([BOS_ID], tf.int32)
-            inputs = {"source": tf.concat([s, eos], 0), "target_in": tf.concat([bos, t], 0)}
-            return inputs, tf.concat([t, eos], 0)
-
-        def length(x, y):
-            return tf.maximum(tf.shape(x["source"])[0], tf.shape(y)[0])
-
-        ds = ds.map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
+            raise DataError(f"translation: no {split} pairs left after cleaning")
         d = self.config.data
-        if shuffle:  # examples and their buckets cached; each epoch shuffles and batches
-            seed, buffer = self.config.seed, d.shuffle_buffer
-            ds = pipeline.shuffle_and_bucket(
-                ds, length, batch_size, seed, buffer, num_buckets=d.num_buckets
-            )
-        else:
-            ds = pipeline.bucket_by_length(ds, length, batch_size, num_buckets=d.num_buckets)
-        return pipeline.prefetch(ds)
+        seed = self.config.seed if shuffle else None
+        return data.make_dataset(src, tgt, batch_size, d.num_buckets, seed, d.shuffle_buffer)
 
     def datasets(self, global_batch_size: int):
         return (
@@ -341,89 +170,45 @@ class TranslationTask(Task):
     def metrics(self) -> list[Any]:
         return [MaskedTokenAccuracy()]
 
-    def custom_objects(self) -> dict[str, Any]:
-        return {
-            cls.__name__: cls
-            for cls in (
-                Seq2SeqAttention,
-                AttentionDecoder,
-                Attention,
-                SmoothedSequenceLoss,
-                MaskedTokenAccuracy,
-            )
-        }
+    # -- evaluation -------------------------------------------------------------------------
+    def translate(self, model: keras.Model, texts: list[str], decoder: str = "beam") -> list[str]:
+        """Translates raw strings with the checkpoint's "greedy" or "beam" decoder."""
+        source, target = self.tokenizers()
+        decode = compiled_decoders(model, self.config.model)[decoder]
+        return translate_texts(texts, decode, source, target, self.config.model.eval_batch_size)
 
-    # -- decoding and evaluation ------------------------------------------------------------
-    def decoders(self, model: keras.Model) -> dict[str, Any]:
-        """Graph-compiled decoders {"greedy", "beam"}: padded source ids -> (ids, scores)."""
-        m = self.config.model
-        spec = [tf.TensorSpec([None, None], tf.int32)]
-        greedy = tf.function(
-            lambda s: greedy_decode(model, s, m.max_length_ratio, m.max_length_offset),
-            input_signature=spec,
-        )
-        beam = tf.function(
-            lambda s: beam_search(
-                model, s, m.beam_size, m.length_penalty, m.max_length_ratio, m.max_length_offset
-            ),
-            input_signature=spec,
-        )
-        return {"greedy": greedy, "beam": beam}
+    def evaluate(self, model: keras.Model, split: str) -> Evaluation:
+        return self._evaluate_pairs(model, self.raw_pairs(split))
 
-    def translate_texts(self, model: keras.Model, texts: list[str], decoder) -> list[str]:
-        """Translates raw strings with a compiled decoder, in length-sorted batches."""
-        source_tok, target_tok = self.tokenizers()
-        src_sp = self._processors()[0]
-        lengths = [len(ids) for ids in src_sp.encode([t.strip() for t in texts])]
-        order = sorted(range(len(texts)), key=lengths.__getitem__)
-        outputs: list[str] = [""] * len(texts)
-        size = self.config.model.eval_batch_size
-        for start in range(0, len(order), size):
-            chunk = order[start : start + size]
-            batch = tf.constant([texts[i] for i in chunk])
-            ids = source_tok.tokenize(tf.strings.strip(batch), add_eos=True).to_tensor()
-            hyp_ids, _ = decoder(ids)
-            for i, text in zip(chunk, target_tok.detokenize(hyp_ids).numpy(), strict=True):
-                outputs[i] = text.decode("utf-8")
-        return outputs
+    def evaluate_files(self, model: keras.Model, src_path: str | Path, ref_path: str | Path):
+        """Scores `model` on any two line-aligned files (sources, references) like a split."""
+        return self._evaluate_pairs(model, data.read_parallel_files(src_path, ref_path))
 
-    def evaluate(self, model: keras.Model, split: str) -> dict[str, float]:
-        pairs = self.raw_pairs(split)
+    def _evaluate_pairs(self, model: keras.Model, pairs: list[data.Pair]) -> Evaluation:
+        if not pairs:
+            raise DataError("nothing to evaluate: no sentence pairs")
         sources = [s for s, _ in pairs]
         references = [t.strip() for _, t in pairs]
-        eval_dir = self.run_dir / "eval"
-        eval_dir.mkdir(parents=True, exist_ok=True)
-        results: dict[str, float] = {"sentences": float(len(pairs))}
-        signatures = {}
-        for name, decoder in self.decoders(model).items():
+        source_tok, target_tok = self.tokenizers()
+        result = Evaluation(
+            metrics={"sentences": len(pairs)},
+            ids=[str(i) for i in range(1, len(pairs) + 1)],
+            references=references,
+            columns={"source": [s.strip() for s in sources]},
+        )
+        for name, decoder in compiled_decoders(model, self.config.model).items():
             decoder.get_concrete_function()  # trace now: the speed below is decoding only
             started = time.time()
-            hypotheses = self.translate_texts(model, sources, decoder)
+            hypotheses = translate_texts(
+                sources, decoder, source_tok, target_tok, self.config.model.eval_batch_size
+            )
             seconds = time.time() - started
-            (eval_dir / f"{split}.{name}.txt").write_text(
-                "".join(h + "\n" for h in hypotheses), encoding="utf-8"
-            )
-            bleu, chrf = corpus_bleu(hypotheses, references), corpus_chrf(hypotheses, references)
-            exact = np.mean([h == r for h, r in zip(hypotheses, references, strict=True)])
-            results.update(
-                {
-                    f"bleu_{name}": bleu.score,
-                    f"chrf_{name}": chrf.score,
-                    f"exact_match_{name}": float(exact),
-                    f"sentences_per_second_{name}": len(pairs) / max(seconds, 1e-9),
-                }
-            )
-            signatures[name] = {"bleu": bleu.signature, "chrf": chrf.signature}
-            _log(f"translation {split} {name}: {bleu.details}; chrF {chrf.score:.2f}")
-        (eval_dir / f"{split}.signatures.json").write_text(json.dumps(signatures, indent=2) + "\n")
-        (eval_dir / f"{split}.references.txt").write_text(
-            "".join(r + "\n" for r in references), encoding="utf-8"
-        )
-        return results
+            result.hypotheses[name] = hypotheses
+            result.metrics.update(_scores(name, hypotheses, references, seconds, result.details))
+        return result
 
     # -- export -----------------------------------------------------------------------------
-    def translator(self, model: keras.Model) -> Translator:
-        """The exportable module (tokenizers + model + beam search) for `model`."""
+    def serving_module(self, model: keras.Model) -> Translator:
         m = self.config.model
         source, target = self.tokenizers()
         return Translator(
@@ -436,15 +221,26 @@ class TranslationTask(Task):
             max_length_offset=m.max_length_offset,
         )
 
-    def export(self, model: keras.Model, out_dir: Path) -> None:
-        save_translator(self.translator(model), out_dir, sorted(set(self._spm_paths())))
-
     @classmethod
-    def predict(cls, export_dir: Path, inputs: list[str]) -> list[str]:
-        return translate(export_dir, inputs)
+    def format_outputs(cls, inputs, outputs, export) -> list[str]:
+        return [t.decode("utf-8") for t in outputs["translation"]]
 
 
-def _log(message: str) -> None:
-    from shared.training.loop import log
-
-    log(message)
+def _scores(
+    decoder: str, hypotheses: list[str], references: list[str], seconds: float, details: dict
+) -> dict[str, float]:
+    """BLEU, chrF, exact match and speed of one decoder; sacreBLEU's signatures into `details`."""
+    bleu, chrf = corpus_bleu(hypotheses, references), corpus_chrf(hypotheses, references)
+    exact = np.mean([h == r for h, r in zip(hypotheses, references, strict=True)])
+    details[decoder] = {
+        "bleu_signature": bleu.signature,
+        "bleu": bleu.details,
+        "chrf_signature": chrf.signature,
+    }
+    log.info("%s: %s; chrF %.2f", decoder, bleu.details, chrf.score)
+    return {
+        f"bleu_{decoder}": bleu.score,
+        f"chrf_{decoder}": chrf.score,
+        f"exact_match_{decoder}": float(exact),
+        f"sentences_per_second_{decoder}": len(hypotheses) / max(seconds, 1e-9),
+    }

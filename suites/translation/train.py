@@ -1,6 +1,6 @@
-"""`python -m suites.translation.train` = `lstm-suite train translation` (same arguments)."""
+"""`python -m suites.translation.train ARGS` = `lstm-suite train translation ARGS`."""
 
 from shared.cli import run_task_script
 
 if __name__ == "__main__":
-    run_task_script("translation", "train")
+    run_task_script("translation")

@@ -1,6 +1,0 @@
-"""`python -m suites.translation.predict` = `lstm-suite predict translation` (same arguments)."""
-
-from shared.cli import run_task_script
-
-if __name__ == "__main__":
-    run_task_script("translation", "predict")
