@@ -1,20 +1,34 @@
-"""Sentiment readers: SST-2 lines, rt-polarity pairs, CSV/TSV, TFDS (mocked), and bad inputs."""
+"""Sentiment data: readers (SST-2, rt-polarity, CSV/TSV, mocked TFDS), splits, tf.data."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from pathlib import Path
 
+import numpy as np
 import pytest
+import sentencepiece
+import tensorflow as tf
+import tensorflow_datasets as tfds
 
+from shared.config import load_config
+from shared.data.tokenizer import SentencePieceTokenizer, train_sentencepiece
 from shared.errors import DataError
+from suites.sentiment.config import DataConfig
+from suites.sentiment.data import make_dataset, read_splits
 from suites.sentiment.readers import (
     LabeledTexts,
     load_tfds,
+    make_negation_examples,
     read_delimited,
     read_polarity_pair,
     read_sst2,
     split_seeded,
 )
+from suites.sentiment.text import normalize_texts
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def write(path, content: str | bytes):
@@ -134,39 +148,136 @@ def test_delimited_bad_input(tmp_path, content, message):
 
 
 # -- TFDS (offline, mocked) --------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("name", "names"), [("imdb_reviews", ("neg", "pos")), ("glue/sst2", ("negative", "positive"))]
-)
-def test_tfds_reader_with_mock_data(name, names):
-    tfds = pytest.importorskip("tensorflow_datasets")
-    with tfds.testing.mock_data(num_examples=7):
-        data = load_tfds(name, "train")
-    assert len(data) == 7 and data.label_names == names
-    assert all(isinstance(t, str) for t in data.texts)
-    assert set(data.labels) <= {0, 1}
+def _mock_split(feature: str, content: dict[str, list[tuple[str, int]]]):
+    """An `as_dataset_fn` answering each split name with its (text, label) rows."""
 
-
-def test_tfds_reader_rejects_unlabelled_examples():
-    tfds = pytest.importorskip("tensorflow_datasets")
-    import tensorflow as tf
-
-    def as_dataset(self, *args, **kwargs):
+    def as_dataset(self, split, **kwargs):
+        rows = content[split]
         return tf.data.Dataset.from_tensor_slices(
             {
-                "sentence": ["a", "b"],
-                "label": tf.constant([1, -1], tf.int64),
-                "idx": tf.constant([0, 1], tf.int32),
+                feature: [text for text, _ in rows],
+                "label": tf.constant([label for _, label in rows], tf.int64),
+                "idx": tf.range(len(rows)),
             }
         )
 
+    return as_dataset
+
+
+@pytest.mark.parametrize(
+    ("name", "feature", "names"),
+    [("imdb_reviews", "text", ("neg", "pos")), ("glue/sst2", "sentence", ("negative", "positive"))],
+)
+def test_tfds_reader_returns_the_examples_and_the_dataset_label_names(name, feature, names):
+    rows = [("Ünïcödé, ünterwegs", 1), ("a dull film", 0), ("fine", 1)]
+    with tfds.testing.mock_data(as_dataset_fn=_mock_split(feature, {"train": rows})):
+        data = load_tfds(name, "train")
+    assert list(zip(data.texts, data.labels, strict=True)) == rows
+    assert data.label_names == names
+
+
+def test_tfds_reader_rejects_unlabelled_examples():
+    content = {"test": [("a", 1), ("b", -1)]}
     with (
-        tfds.testing.mock_data(as_dataset_fn=as_dataset),
+        tfds.testing.mock_data(as_dataset_fn=_mock_split("sentence", content)),
         pytest.raises(DataError, match=r"example 1: label -1"),
     ):
         load_tfds("glue/sst2", "test")
 
 
+def test_tfds_dataset_not_prepared_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match=r"data\.tfds_name: tfds imdb_reviews\[train\]"):
+        load_tfds("imdb_reviews", "train", data_dir=str(tmp_path))
+
+
+def test_imdb_config_reads_its_three_tfds_splits_with_renamed_labels():
+    config = load_config(REPO / "configs" / "sentiment" / "imdb.yaml").data
+    content = {
+        "train[:90%]": [("good movie", 1), ("bad movie", 0)],
+        "train[90%:]": [("so so", 0)],
+        "test": [("great", 1)],
+    }
+    with tfds.testing.mock_data(as_dataset_fn=_mock_split("text", content)):
+        splits = read_splits(config, seed=0)
+    assert {k: list(zip(v.texts, v.labels, strict=True)) for k, v in splits.items()} == {
+        "train": content["train[:90%]"],
+        "validation": content["train[90%:]"],
+        "test": content["test"],
+    }
+    assert splits["train"].label_names == ("negative", "positive")  # renamed from neg/pos
+
+
+# -- the configured splits ---------------------------------------------------------------------
+def test_read_splits_for_each_file_format(tmp_path):
+    write(tmp_path / "a.pos", "".join(f"good {i}\n" for i in range(20)))
+    write(tmp_path / "a.neg", "".join(f"bad {i}\n" for i in range(30)))
+    config = DataConfig(
+        format="rt_polarity",
+        data_dir=str(tmp_path),
+        positive_file="a.pos",
+        negative_file="a.neg",
+        validation_fraction=0.2,
+        test_fraction=0.0,
+    )
+    splits = read_splits(config, seed=0)
+    assert sorted(splits) == ["train", "validation"]
+    assert splits["validation"].class_counts() == [6, 4]
+    assert sorted(splits["train"].texts + splits["validation"].texts) == sorted(
+        [f"good {i}" for i in range(20)] + [f"bad {i}" for i in range(30)]
+    )
+
+    write(tmp_path / "t.tsv", "text\tlabel\nfine\tok\nawful\tbad\n")
+    write(tmp_path / "v.tsv", "text\tlabel\nmeh\tbad\n")
+    config = DataConfig(
+        format="csv", data_dir=str(tmp_path), train_file="t.tsv", validation_file="v.tsv"
+    )
+    splits = read_splits(config, seed=0)
+    assert splits["train"].label_names == ("bad", "ok") and splits["train"].labels == [1, 0]
+    assert splits["validation"].texts == ["meh"] and splits["validation"].labels == [0]
+
+    missing = dataclasses.replace(config, validation_file="missing")
+    with pytest.raises(DataError, match=r"data\.validation_file: .*missing .*--data-dir"):
+        read_splits(missing, seed=0)
+
+
+# -- tf.data: the ids are what an independent SentencePiece processor gives -------------------
+def _reference_ids(model_file, texts, max_length):
+    """ids of `texts` by `sentencepiece` itself: normalised, truncated, 0-padded (>= 1 column)."""
+    processor = sentencepiece.SentencePieceProcessor(model_file=str(model_file))
+    rows = [processor.encode(t)[:max_length] for t in normalize_texts(texts)]
+    width = max([1, *map(len, rows)])
+    return np.array([row + [0] * (width - len(row)) for row in rows], np.int32)
+
+
+def test_dataset_ids_equal_an_independent_sentencepiece_and_buckets_keep_them(tmp_path):
+    data = make_negation_examples(90, seed=0)
+    model_file = train_sentencepiece(
+        normalize_texts(data.texts), tmp_path / "sp.model", 40, hard_vocab_limit=False
+    )
+    tokenizer = SentencePieceTokenizer.from_file(model_file)
+
+    def examples(dataset):
+        out = []
+        for ids, labels in dataset.as_numpy_iterator():
+            assert ids.dtype == np.int32 and ids.shape[1] >= 1
+            out += [(tuple(row[row != 0]), int(y)) for row, y in zip(ids, labels, strict=True)]
+        return sorted(out)
+
+    plain = make_dataset(data, tokenizer, 16, max_length=6)
+    first_ids, first_labels = next(iter(plain))
+    np.testing.assert_array_equal(first_ids, _reference_ids(model_file, data.texts[:16], 6))
+    np.testing.assert_array_equal(first_labels, data.labels[:16])
+    reference = _reference_ids(model_file, data.texts, 6)
+    expected = sorted(
+        (tuple(row[row != 0]), y) for row, y in zip(reference, data.labels, strict=True)
+    )
+    bucketed = make_dataset(data, tokenizer, 16, max_length=6, shuffle_seed=1, num_buckets=3)
+    assert examples(plain) == examples(bucketed) == expected
+    assert max(len(e[0]) for e in expected) == 6  # truncation took effect
+
+
 # -- real data (skipped without ../shared/datasets) --------------------------------------------
+@pytest.mark.realdata
 def test_real_sst2_and_rt_polarity_counts(real_data):
     train = read_sst2(real_data / "sst2" / "stsa.binary.train")
     dev = read_sst2(real_data / "sst2" / "stsa.binary.dev")
