@@ -63,3 +63,5 @@ def quiet_tensorflow() -> None:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+    # TensorFlow's Python logger ("Assets written to ...") keeps warnings and errors only.
+    tensorflow.get_logger().setLevel(logging.WARNING)
