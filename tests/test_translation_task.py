@@ -255,7 +255,7 @@ def test_parallel_files_task_and_missing_data_dir(tmp_path):
         _task(tmp_path / "x", format="multi30k", data_dir=str(tmp_path / "nowhere")).raw_pairs(
             "train"
         )
-    with pytest.raises(DataError, match="test.src"):  # no test split on disk: the file is named
+    with pytest.raises(DataError, match="test2016.src"):  # no test split on disk: file named
         task.raw_pairs("test")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 from shared.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
@@ -225,28 +226,30 @@ def compiled_decoders(model, config) -> dict[str, Any]:
     return {"greedy": greedy, "beam": beam}
 
 
-def translate_texts(
-    texts: list[str], decoder, source_tokenizer, target_tokenizer, batch_size: int
-) -> list[str]:
+def translate_texts(texts: list[str], decoder, source_sp, target_sp, batch_size: int) -> list[str]:
     """Translates raw strings with a compiled decoder, in batches of similar length.
+
+    Tokenization and detokenization run in Python (`sentencepiece`), the decoder in the graph,
+    so this path shares no SentencePiece op with an export loaded in the same process.
 
     Args:
         texts: raw source sentences (surrounding whitespace is stripped; an empty one gets an
             empty translation, as from the export).
         decoder: from `compiled_decoders`.
-        source_tokenizer, target_tokenizer: the `SentencePieceTokenizer`s of the two sides.
+        source_sp, target_sp: `sentencepiece.SentencePieceProcessor`s of the two sides.
         batch_size: sentences per decoder call.
     """
-    stripped = tf.strings.strip(tf.constant(texts, tf.string))
-    lengths = source_tokenizer.tokenize(stripped).row_lengths().numpy()
-    present = [i for i, text in enumerate(stripped.numpy()) if text]  # "" translates to ""
-    order = sorted(present, key=lambda i: lengths[i])
+    stripped = [text.strip() for text in texts]
+    ids = source_sp.encode(stripped)
+    order = sorted((i for i, text in enumerate(stripped) if text), key=lambda i: len(ids[i]))
     outputs: list[str] = [""] * len(texts)
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        batch = tf.gather(stripped, chunk)
-        ids = source_tokenizer.tokenize(batch, add_eos=True).to_tensor()
-        hyp_ids, _ = decoder(ids)
-        for i, text in zip(chunk, target_tokenizer.detokenize(hyp_ids).numpy(), strict=True):
-            outputs[i] = text.decode("utf-8")
+        source = np.zeros((len(chunk), max(len(ids[i]) for i in chunk) + 1), np.int32)
+        for row, i in enumerate(chunk):
+            source[row, : len(ids[i]) + 1] = [*ids[i], EOS_ID]
+        hypotheses, _ = decoder(tf.constant(source))
+        for i, row in zip(chunk, hypotheses.numpy().tolist(), strict=True):
+            row = row[: row.index(EOS_ID)] if EOS_ID in row else row
+            outputs[i] = target_sp.decode([t for t in row if t not in (PAD_ID, BOS_ID)])
     return outputs

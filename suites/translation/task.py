@@ -104,9 +104,7 @@ class TranslationTask(Task):
     # -- training data ----------------------------------------------------------------------
     def encoded_split(self, split: str) -> tuple[list[list[int]], list[list[int]]]:
         """Cleaned, subword-encoded pairs of `split` (no bos/eos); logs what was dropped."""
-        source, target = self.tokenizers()
-        source_sp = spm.SentencePieceProcessor(model_proto=source.model_proto)
-        target_sp = spm.SentencePieceProcessor(model_proto=target.model_proto)
+        source_sp, target_sp = self.processors()
         pairs = self.raw_pairs(split)
         src, tgt, report = data.encode_pairs(
             pairs, source_sp, target_sp, self.config.data.max_length, split
@@ -171,11 +169,18 @@ class TranslationTask(Task):
         return [MaskedTokenAccuracy()]
 
     # -- evaluation -------------------------------------------------------------------------
+    def processors(self) -> tuple[spm.SentencePieceProcessor, spm.SentencePieceProcessor]:
+        """(source, target) Python SentencePiece processors of the run's models."""
+        source, target = self.tokenizers()
+        return (
+            spm.SentencePieceProcessor(model_proto=source.model_proto),
+            spm.SentencePieceProcessor(model_proto=target.model_proto),
+        )
+
     def translate(self, model: keras.Model, texts: list[str], decoder: str = "beam") -> list[str]:
         """Translates raw strings with the checkpoint's "greedy" or "beam" decoder."""
-        source, target = self.tokenizers()
         decode = compiled_decoders(model, self.config.model)[decoder]
-        return translate_texts(texts, decode, source, target, self.config.model.eval_batch_size)
+        return translate_texts(texts, decode, *self.processors(), self.config.model.eval_batch_size)
 
     def evaluate(self, model: keras.Model, split: str) -> Evaluation:
         return self._evaluate_pairs(model, self.raw_pairs(split))
@@ -189,7 +194,7 @@ class TranslationTask(Task):
             raise DataError("nothing to evaluate: no sentence pairs")
         sources = [s for s, _ in pairs]
         references = [t.strip() for _, t in pairs]
-        source_tok, target_tok = self.tokenizers()
+        source_sp, target_sp = self.processors()
         result = Evaluation(
             metrics={"sentences": len(pairs)},
             ids=[str(i) for i in range(1, len(pairs) + 1)],
@@ -200,7 +205,7 @@ class TranslationTask(Task):
             decoder.get_concrete_function()  # trace now: the speed below is decoding only
             started = time.time()
             hypotheses = translate_texts(
-                sources, decoder, source_tok, target_tok, self.config.model.eval_batch_size
+                sources, decoder, source_sp, target_sp, self.config.model.eval_batch_size
             )
             seconds = time.time() - started
             result.hypotheses[name] = hypotheses
