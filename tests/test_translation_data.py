@@ -6,6 +6,7 @@ import gzip
 import zipfile
 
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from shared.errors import DataError
@@ -147,3 +148,74 @@ def test_real_multi30k_and_tatoeba(real_data):
     with zipfile.ZipFile(real_data / "tatoeba-anki" / "deu-eng.zip") as archive:
         english, german = archive.read("deu.txt").decode().split("\n", 1)[0].split("\t")[:2]
     assert pairs[0] == (german, english)
+
+
+def test_resample_repeats_and_samples_with_the_seed():
+    pairs = [(f"s{i}", f"t{i}") for i in range(10)]
+    assert data.resample(pairs, 2.0, seed=1) == pairs + pairs
+    half = data.resample(pairs, 0.5, seed=1)
+    assert len(half) == 5 and len(set(half)) == 5 and set(half) <= set(pairs)
+    assert half == data.resample(pairs, 0.5, seed=1) != data.resample(pairs, 0.5, seed=2)
+    more = data.resample(pairs, 1.3, seed=1)
+    assert more[:10] == pairs and len(more) == 13 and set(more[10:]) <= set(pairs)
+
+
+def _mixture_config(root, upsample, mixture):
+    from shared.config import ExperimentConfig
+    from suites.translation.task import TranslationTask
+
+    raw = {
+        "task": "translation",
+        "data": {
+            "format": "parallel",
+            "data_dir": str(root / "main"),
+            "source": "de",
+            "target": "en",
+            "validation_split": "val",
+            "upsample": upsample,
+            "mixture": mixture,
+            "vocab_size": 60,
+            "vocab_hard_limit": False,
+        },
+    }
+    return ExperimentConfig.from_dict(raw, TranslationTask)
+
+
+def test_mixture_of_sources_in_the_training_split(tmp_path):
+    main = tmp_path / "main"
+    main.mkdir()
+    for split, n in (("train", 6), ("val", 2)):
+        (main / f"{split}.de").write_text("".join(f"haus {i}\n" for i in range(n)))
+        (main / f"{split}.en").write_text("".join(f"house {i}\n" for i in range(n)))
+    (tmp_path / "anki").mkdir()
+    lines = [f"Cat number {i}.\tKatze Nummer {i}." for i in range(40)]
+    with zipfile.ZipFile(tmp_path / "anki" / "deu-eng.zip", "w") as archive:
+        archive.writestr("deu.txt", "\n".join(lines) + "\n")
+    extra = {"format": "tatoeba", "data_dir": "anki", "upsample": 0.5}  # beside data.data_dir
+    config = _mixture_config(tmp_path, 2.0, [extra])
+    corpus = data.Corpus(config.data)
+    train = corpus.pairs("train")
+    main_pairs = data.read_parallel_files(main / "train.de", main / "train.en")
+    tatoeba = data.read_tatoeba_pairs(tmp_path / "anki" / "deu-eng.zip", "de", "en")
+    tatoeba_train = data.split_pairs(tatoeba, [0.9, 0.05, 0.05], 0)["train"]  # 36 pairs
+    assert train[:12] == main_pairs + main_pairs  # the main source twice
+    assert len(train) == 12 + 18 and set(train[12:]) <= set(tatoeba_train)  # half of its cut
+    assert corpus.pairs("validation") == [("haus 0", "house 0"), ("haus 1", "house 1")]
+
+    from suites.translation.task import TranslationTask
+
+    task = TranslationTask(config, tmp_path / "run")
+    task.prepare()  # one SentencePiece model over the whole mixture
+    source, _ = task.tokenizers()
+    assert source.id_to_piece(1) == "<unk>"  # pieces of both sources, no unknown for either
+    for text in ("Katze Nummer 3.", "haus 5", "Cat number 7."):
+        assert 1 not in source.tokenize(tf.constant(text)).numpy().tolist()
+
+
+def test_mixture_source_errors_name_the_key(tmp_path):
+    from shared.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"data.mixture\[0\].upsample: must be > 0"):
+        _mixture_config(tmp_path, 1.0, [{"format": "tatoeba", "upsample": 0}])
+    with pytest.raises(ConfigError, match=r"unknown key 'data.mixture\[0\].weight'"):
+        _mixture_config(tmp_path, 1.0, [{"format": "tatoeba", "weight": 2}])

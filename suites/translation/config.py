@@ -19,6 +19,22 @@ RANDOM_SPLIT_FORMATS = ("tatoeba", "generated", "numbers")
 
 
 @dataclass
+class MixtureSource:
+    """A further training corpus mixed into the training split (same languages as the main one).
+
+    Validation and test stay the main source's; SentencePiece trains over the whole mixture.
+    """
+
+    format: Literal["multi30k", "tatoeba", "parallel"] = "tatoeba"  # as data.format
+    data_dir: str | None = None  # its folder; a relative one is taken beside data.data_dir
+    tatoeba_file: str = "deu-eng.zip"  # tatoeba: file in data_dir; its train cut is used
+    file_pattern: str = "{split}.{lang}"  # parallel: file name in data_dir from split and lang
+    train_split: str = "train"  # multi30k/parallel: the split to train on
+    # copies per epoch: 2.0 repeats it twice, 0.5 keeps a seeded half
+    upsample: float = field(default=1.0, metadata=positive())
+
+
+@dataclass
 class DataConfig:
     """Where the parallel text comes from and how it becomes subword ids."""
 
@@ -49,6 +65,10 @@ class DataConfig:
     # share of characters SentencePiece must cover (1.0: all, for small alphabets)
     character_coverage: float = field(default=1.0, metadata=in_range(0, 1, low_open=True))
     split_digits: bool = False  # one piece per digit: numbers are copied, not recalled
+    # copies per epoch of the training split (with `mixture`: its weight against the others)
+    upsample: float = field(default=1.0, metadata=positive())
+    # further training corpora (e.g. Tatoeba next to Multi30k), each with its upsample factor
+    mixture: list[MixtureSource] = field(default_factory=list)
     num_buckets: int = field(default=8, metadata=at_least(1))  # length buckets for batching
     # training shuffle buffer (>= the number of training pairs: a full shuffle)
     shuffle_buffer: int = field(default=30000, metadata=at_least(1))

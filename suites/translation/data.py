@@ -14,6 +14,7 @@ and both counts, invalid UTF-8 names the file and line, a missing folder names `
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,9 +27,11 @@ from shared.data import pipeline
 from shared.data.textfiles import read_pair_file_lines, read_text_lines
 from shared.data.tokenizer import BOS_ID, EOS_ID
 from shared.errors import ConfigError, DataError
+from shared.log import get_logger
 from suites.translation.config import RANDOM_SPLIT_FORMATS, DataConfig
 from suites.translation.numbers import generate_number_pairs
 
+log = get_logger(__name__)
 Pair = tuple[str, str]
 SPLITS = ("train", "validation", "test")
 
@@ -65,7 +68,38 @@ class Corpus:
         return names.get(split, split)
 
     def pairs(self, split: str) -> list[Pair]:
-        """The uncleaned (source, target) pairs of `split` ("train", "validation", "test")."""
+        """The uncleaned (source, target) pairs of `split` ("train", "validation", "test").
+
+        The training split is the mixture: the source's own training pairs `data.upsample`
+        times, then each `data.mixture` source's training pairs its `upsample` times.
+        """
+        d = self.config
+        if split != "train" or (not d.mixture and d.upsample == 1):
+            return self._source_pairs(split)
+        pairs = resample(self._source_pairs("train"), d.upsample, d.split_seed)
+        for index, extra in enumerate(d.mixture, start=1):
+            other = dataclasses.replace(
+                d,
+                format=extra.format,
+                data_dir=self._beside_main(extra.data_dir),
+                tatoeba_file=extra.tatoeba_file,
+                file_pattern=extra.file_pattern,
+                train_split=extra.train_split,
+                upsample=1.0,
+                mixture=[],
+            )
+            extra_pairs = Corpus(other).pairs("train")
+            pairs += resample(extra_pairs, extra.upsample, d.split_seed + index)
+            log.info("data.mixture[%d]: %d training pairs", index - 1, len(extra_pairs))
+        return pairs
+
+    def _beside_main(self, folder: str | None) -> str | None:
+        """A relative mixture folder is taken beside the main `data.data_dir`."""
+        if folder is None or Path(folder).is_absolute() or self.config.data_dir is None:
+            return folder
+        return str(Path(self.config.data_dir).parent / folder)
+
+    def _source_pairs(self, split: str) -> list[Pair]:
         d = self.config
         if d.format in RANDOM_SPLIT_FORMATS:
             if split not in SPLITS:
@@ -116,6 +150,16 @@ class Corpus:
                 pairs = read_tatoeba_pairs(self.data_dir() / d.tatoeba_file, d.source, d.target)
             self._random_splits = split_pairs(pairs, d.split_fractions, d.split_seed)
         return self._random_splits
+
+
+def resample(pairs: list[Pair], factor: float, seed: int) -> list[Pair]:
+    """`pairs` repeated `int(factor)` times plus a seeded sample of the fractional part.
+
+    E.g. 2.0: every pair twice; 0.5: a random half (drawn with `seed`); 1.5: all, then a half.
+    """
+    whole = int(factor)
+    extra = round((factor - whole) * len(pairs))
+    return pairs * whole + random.Random(seed).sample(pairs, extra)
 
 
 # -- subword ids -> batches --------------------------------------------------------------------
