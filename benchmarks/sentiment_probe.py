@@ -66,17 +66,18 @@ RUNGS = {
     "tuned": Rung(),
     "frozen": Rung(freeze=99),
     # the ladder on a DAN (cheap: every rung in minutes)
-    "dan_rand": Rung(arch="dan", vectors=False, epochs=10),
-    "dan_frozen": Rung(arch="dan", freeze=99, epochs=10),
-    "dan_tuned": Rung(arch="dan", epochs=10),
-    "dan_f3": Rung(arch="dan", freeze=3, epochs=10),
-    "dan_lex": Rung(arch="dan", lexicon=True, epochs=10),
-    "dan_frozen_lex": Rung(arch="dan", freeze=99, lexicon=True, epochs=10),
-    "dan_f3_lex": Rung(arch="dan", freeze=3, lexicon=True, epochs=10),
+    "dan_rand": Rung(arch="dan", vectors=False, epochs=5),
+    "dan_frozen": Rung(arch="dan", freeze=99, epochs=5),
+    "dan_tuned": Rung(arch="dan", epochs=5),
+    "dan_f3": Rung(arch="dan", freeze=3, epochs=5),
+    "dan_lex": Rung(arch="dan", lexicon=True, epochs=5),
+    "dan_frozen_lex": Rung(arch="dan", freeze=99, lexicon=True, epochs=5),
+    "dan_f3_lex": Rung(arch="dan", freeze=3, lexicon=True, epochs=5),
     # Kim-style CNN on the same inputs
     "cnn_lex": Rung(arch="cnn", lexicon=True, embed_dropout=0.3, epochs=4),
     "cnn_f2_lex": Rung(arch="cnn", lexicon=True, embed_dropout=0.3, freeze=2, epochs=4),
     # model changes on the BiLSTM: max pooling, embedding dropout, lexicon
+    "max_edrop": Rung(pooling="max", embed_dropout=0.3, units=100, epochs=4),
     "max_lex_edrop": Rung(pooling="max", lexicon=True, embed_dropout=0.3, units=100, epochs=4),
     "max_lex_edrop_f2": Rung(
         pooling="max", lexicon=True, embed_dropout=0.3, units=100, epochs=4, freeze=2
