@@ -111,7 +111,8 @@ class ModelConfig:
     length_penalty: float = field(default=0.6, metadata=at_least(0))  # GNMT exponent (0: none)
     # output limit per sentence: ceil(ratio * source subwords) + offset
     max_length_ratio: float = field(default=1.5, metadata=positive())
-    max_length_offset: int = field(default=10, metadata=at_least(1))  # the "+ offset" above
+    # added to the ratio-scaled source length in the output limit
+    max_length_offset: int = field(default=10, metadata=at_least(1))
     eval_batch_size: int = field(default=64, metadata=at_least(1))  # sentences per decoding batch
 
     def __post_init__(self):
