@@ -2,7 +2,7 @@
 
 An experiment config has six top-level keys, mirroring TF Model Garden's task + trainer + runtime:
 
-    task: toy              # which task package (shared.task.get_task)
+    task: NAME             # which task package (shared.task.get_task)
     seed: 42               # seeds Python, NumPy, TF and Keras, and the task's shuffling
     data: {...}            # the task's DataConfig
     model: {...}           # the task's ModelConfig

@@ -17,6 +17,21 @@ import tempfile
 ROOT = "lstm_suite"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at the time of each message (tests replace it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # the base class assigns it once; sys.stderr wins
+        pass
+
+
 def get_logger(name: str) -> logging.Logger:
     """The project logger for module `name` (e.g. `get_logger(__name__)`)."""
     return logging.getLogger(f"{ROOT}.{name}")
@@ -26,7 +41,7 @@ def configure(quiet: bool = False, debug: bool = False) -> logging.Logger:
     """Installs the one stderr handler (idempotent); `quiet` keeps warnings and errors only."""
     root = logging.getLogger(ROOT)
     if not any(getattr(h, "_lstm_suite", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("[lstm-suite] %(message)s"))
         handler._lstm_suite = True  # type: ignore[attr-defined]
         root.addHandler(handler)

@@ -30,7 +30,6 @@ import dataclasses
 import importlib.util
 import shutil
 import sys
-import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,19 +37,13 @@ from typing import Any, NamedTuple
 
 from shared.config import ExperimentConfig, diff_configs, save_config
 from shared.errors import RunDirError
-from shared.files import atomic_directory, atomic_write_json
 from shared.log import get_logger
 from shared.training import callbacks as cbs
 
-__all__ = ["RunDirError", "TrainResult", "prepare_run_dir", "train"]
+__all__ = ["TrainResult", "prepare_run_dir", "train"]
 
 IGNORED_ON_RESUME = ("runtime", "training.progress", "training.tensorboard")
 _log = get_logger(__name__)
-
-
-def log(message: str) -> None:
-    """Logs `message` at INFO through the project logger (kept for older callers)."""
-    _log.info(message)
 
 
 @dataclasses.dataclass
@@ -479,76 +472,3 @@ def _fit_phases(
                 if isinstance(cb, keras.callbacks.CSVLogger):
                     cb.append = True
     return history, False
-
-
-def load_checkpoint(task, run_dir: Path, which: str = "best"):
-    """Loads `run_dir/checkpoints/<which>.keras` (best falls back to last)."""
-    import keras
-
-    path = Path(run_dir) / "checkpoints" / f"{which}.keras"
-    if which == "best" and not path.exists():
-        path = path.with_name("last.keras")
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint {path}: train first (lstm-suite train ...)")
-    return keras.saving.load_model(path, custom_objects=task.custom_objects())
-
-
-def evaluate(
-    task_cls: type,
-    config: ExperimentConfig,
-    run_dir: str | Path,
-    splits: tuple[str, ...] = ("validation",),
-    checkpoint: str = "best",
-) -> dict[str, dict[str, float]]:
-    """Scores the checkpoint on `splits`; merges the results into run_dir/metrics.json."""
-    import json
-
-    run_dir = Path(run_dir)
-    seed_everything(config)
-    task = task_cls(config, run_dir)
-    task.prepare()
-    model = load_checkpoint(task, run_dir, checkpoint)
-    metrics_file = run_dir / "metrics.json"
-    results = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
-    for split in splits:
-        results[split] = {k: float(v) for k, v in task.evaluate(model, split).items()}
-    atomic_write_json(metrics_file, results)
-    return {split: results[split] for split in splits}
-
-
-def export(
-    task_cls: type,
-    config: ExperimentConfig,
-    run_dir: str | Path,
-    out_dir: str | Path | None = None,
-    checkpoint: str = "best",
-) -> Path:
-    """Exports the checkpoint as a SavedModel, built in a temp dir and renamed to `out_dir`.
-
-    `out_dir` defaults to `run_dir/exports/<UTC timestamp>`.
-    """
-    run_dir = Path(run_dir)
-    task = task_cls(config, run_dir)
-    task.prepare()
-    model = load_checkpoint(task, run_dir, checkpoint)
-    out = (
-        Path(out_dir)
-        if out_dir
-        else run_dir / "exports" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    )
-    with atomic_directory(out) as tmp:
-        task.export(model, tmp)
-    return out
-
-
-def latest_export(run_dir: str | Path) -> Path:
-    """The newest complete export in `run_dir/exports` (temporary dirs are ignored)."""
-    exports = sorted(p for p in (Path(run_dir) / "exports").glob("[!.]*") if p.is_dir())
-    if not exports:
-        raise FileNotFoundError(f"no export in {Path(run_dir) / 'exports'}: run export first")
-    return exports[-1]
-
-
-def predict(task_cls: type, export_dir: str | Path, inputs: list[str]) -> list[str]:
-    """Runs the task's `predict` on a SavedModel export."""
-    return task_cls.predict(Path(export_dir), inputs)
