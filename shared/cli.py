@@ -223,7 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="time an export on real inputs: items/s per batch size (audio: real-time factor)",
     )
     _export_arg(p)
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="inputs, as for predict")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="inputs, as for predict")
+    p.add_argument(
+        "--input-file",
+        type=Path,
+        metavar="FILE",
+        help="read inputs, one per line, from FILE ('-' for stdin)",
+    )
     p.add_argument(
         "--batch-size",
         dest="batch_sizes",

@@ -212,14 +212,14 @@ class RuntimeConfig:
     intra_op_threads: int | None = field(
         default=None, metadata=at_least(0)
     )  # TF thread pools; None: TF's default
-    inter_op_threads: int | None = field(default=None, metadata=at_least(0))
+    inter_op_threads: int | None = field(default=None, metadata=at_least(0))  # TF inter-op threads
 
 
 @dataclass
 class ExperimentConfig:
     """One experiment. `data`/`model` are instances of the task's DataConfig/ModelConfig."""
 
-    task: str
+    task: str  # the task's name (lstm-suite --help lists the installed ones)
     seed: int = field(default=42, metadata=SEED_RANGE)  # NumPy takes 0 <= seed < 2**32
     data: Any = None
     model: Any = None

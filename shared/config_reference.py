@@ -97,6 +97,11 @@ def reference_rows(cls: type, prefix: str) -> list[tuple[str, str, str]]:
             rows.extend(reference_rows(kind, key))
             continue
         meaning = comments.get(field.name, "")
+        item = typing.get_args(kind)[0] if typing.get_origin(kind) is list else None
+        if inspect.isclass(item) and dataclasses.is_dataclass(item):
+            rows.append((key, _show(_default(field)), meaning.replace("|", "\\|")))
+            rows.extend(reference_rows(item, f"{key}[]"))
+            continue
         if typing.get_origin(kind) is typing.Literal:
             choices = ", ".join(f"`{c}`" for c in typing.get_args(kind))
             meaning = f"{meaning} (one of {choices})" if meaning else f"one of {choices}"
