@@ -9,14 +9,44 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from shared.config import at_least, fraction
+from shared.config import at_least, fraction, positive
 from shared.data.sources import parse_format_entry
 from shared.errors import ConfigError
 
 Format = Literal["sst2", "rt_polarity", "csv", "tfds", "synthetic"]
 Normalization = Literal["none", "ptb"]
 Pooling = Literal["last", "max", "attention"]
+Tokens = Literal["subword", "word"]
+VectorFormat = Literal["auto", "glove", "word2vec"]
 EXTRA_FORMATS = ("rt_polarity", "sst2", "csv")
+
+
+@dataclass
+class VocabularyConfig:
+    """The word vocabulary of `data.tokens: word` (words.py)."""
+
+    # the most frequent words of model.pretrained_vectors added after the training words, so a
+    # test word never seen in training keeps its pretrained vector (0: training words only)
+    vector_words: int = field(default=50_000, metadata=at_least(0))
+    # training words seen fewer times are left out (-> the unknown word) unless they have a vector
+    min_count: int = field(default=1, metadata=at_least(1))
+
+
+@dataclass
+class VectorsConfig:
+    """A pretrained word-vector file (text; plain or gzip)."""
+
+    path: str = ""  # the file, relative to data.data_dir (or absolute)
+    format: VectorFormat = "auto"  # glove (no header), word2vec (`N D` header line) or auto
+
+
+@dataclass
+class LexiconConfig:
+    """A word polarity lexicon, `word<TAB>rating...` per line (shared/data/lexicon.py)."""
+
+    # "vader" (the VADER lexicon of the vaderSentiment package) or a file relative to data_dir
+    path: str = "vader"
+    scale: float = field(default=4.0, metadata=positive())  # largest |rating| (4 for VADER)
 
 
 @dataclass
@@ -49,11 +79,15 @@ class DataConfig:
     synthetic_train_size: int = field(default=800, metadata=at_least(1))
     # synthetic: validation and test examples each
     synthetic_eval_size: int = field(default=200, metadata=at_least(1))
+    # subword: SentencePiece pieces of the normalised text; word: PTB words (as SST and GloVe
+    # spell them), needed by model.pretrained_vectors and model.lexicon (words.py)
+    tokens: Tokens = "subword"
+    vocabulary: VocabularyConfig = field(default_factory=VocabularyConfig)  # tokens: word
     # SentencePiece vocabulary size (a soft limit: tiny corpora get fewer pieces)
     vocab_size: int = field(default=8000, metadata=at_least(8))
     tokenizer_type: Literal["unigram", "bpe"] = "unigram"  # SentencePiece model type
     normalization: Normalization = "ptb"  # in-graph text normalisation (text.py)
-    # tokens kept per text (the head); longer texts are truncated
+    # tokens (pieces or words) kept per text (the head); longer texts are truncated
     max_length: int = field(default=128, metadata=at_least(1))
     # training batches drawn from this many length buckets (less padding); 0: plain batches
     num_buckets: int = field(default=4, metadata=at_least(0))
@@ -80,7 +114,15 @@ class DataConfig:
 class ModelConfig:
     """The classifier: Embedding -> BiPeepholeLSTM stack -> pooling -> softmax (model.py)."""
 
-    embedding_dim: int = field(default=128, metadata=at_least(1))  # token embedding width
+    # token embedding width (with pretrained_vectors: the vectors' dimension instead)
+    embedding_dim: int = field(default=128, metadata=at_least(1))
+    # word vectors to start the embedding from (needs data.tokens: word); null: random start
+    pretrained_vectors: VectorsConfig | None = None
+    # pretrained rows: false = fine-tuned from the start, true = kept fixed, N = fixed for the
+    # first N epochs, then fine-tuned (the unknown word and words without a vector always train)
+    freeze_vectors: bool | int = field(default=False, metadata=at_least(0))
+    # per-word polarity and has-entry features next to the embedding (needs data.tokens: word)
+    lexicon: LexiconConfig | None = None
     # units per direction of each stacked bidirectional LSTM
     lstm_units: list[int] = field(default_factory=lambda: [128], metadata=at_least(1))
     pooling: Pooling = "max"  # sequence -> vector: last states, masked max or attention
@@ -96,3 +138,5 @@ class ModelConfig:
     def __post_init__(self):
         if not self.lstm_units:
             raise ConfigError("lstm_units: needs at least one layer, got []")
+        if self.pretrained_vectors is not None and not self.pretrained_vectors.path:
+            raise ConfigError("pretrained_vectors.path: the vector file is required")

@@ -14,7 +14,9 @@ appends further labelled sources to the training split after the overlap filter 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import tensorflow as tf
 
@@ -25,7 +27,7 @@ from shared.errors import DataError
 from suites.sentiment import extra, readers
 from suites.sentiment.config import DataConfig, Normalization
 from suites.sentiment.readers import LabeledTexts
-from suites.sentiment.text import encode
+from suites.sentiment.text import SubwordInputs
 
 Splits = dict[str, LabeledTexts]
 SPLIT_FILES = {"train": "train_file", "validation": "validation_file", "test": "test_file"}
@@ -130,12 +132,26 @@ def make_dataset(
     shuffle_seed: int | None = None,
     num_buckets: int = 0,
 ) -> tf.data.Dataset:
-    """Batched `(ids, label)` pairs; shuffled each epoch with `shuffle_seed` unless it is None.
+    """`make_inputs_dataset` on SentencePiece ids (`text.SubwordInputs`)."""
+    inputs = SubwordInputs(tokenizer, max_length, normalization)
+    return make_inputs_dataset(data, inputs, batch_size, shuffle_seed, num_buckets)
 
-    With `num_buckets == 0` texts are batched first and encoded per batch (the `encode` of the
-    export graph), so each batch is padded to its own longest text. With `num_buckets > 0` each
-    text is encoded once and texts of similar length are batched together (boundaries at length
-    quantiles): less padding, so faster recurrent layers; the ids of each text are the same.
+
+def make_inputs_dataset(
+    data: LabeledTexts,
+    inputs: Callable[[tf.Tensor], Any],
+    batch_size: int,
+    shuffle_seed: int | None = None,
+    num_buckets: int = 0,
+) -> tf.data.Dataset:
+    """Batched `(model inputs, label)` pairs; shuffled each epoch with `shuffle_seed` unless None.
+
+    `inputs` turns a `tf.string [batch]` into the model's inputs (ids `[batch, time]`, or a dict
+    of such tensors keyed by input name whose "ids" gives the length), the same call the export
+    makes. With `num_buckets == 0` texts are batched first and encoded per batch, so each batch is
+    padded to its own longest text. With `num_buckets > 0` each text is encoded once and texts of
+    similar length are batched together (boundaries at length quantiles): less padding, so faster
+    recurrent layers; the inputs of each text are the same.
     """
     dataset = tf.data.Dataset.from_tensor_slices(
         (tf.constant(data.texts, tf.string), tf.constant(data.labels, tf.int32))
@@ -144,20 +160,20 @@ def make_dataset(
         if shuffle_seed is not None:
             dataset = dataset.shuffle(len(data), seed=shuffle_seed, reshuffle_each_iteration=True)
         dataset = dataset.batch(batch_size).map(
-            lambda texts, labels: (encode(tokenizer, texts, max_length, normalization), labels),
+            lambda texts, labels: (inputs(texts), labels),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
         return dataset.prefetch(tf.data.AUTOTUNE)
     dataset = dataset.map(
         lambda text, label: (
-            encode(tokenizer, text[tf.newaxis], max_length, normalization)[0],
+            tf.nest.map_structure(lambda t: t[0], inputs(text[tf.newaxis])),
             label,
         ),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
-    length = lambda ids, label: tf.shape(ids)[0]  # noqa: E731
+    length = lambda x, label: tf.shape(x["ids"] if isinstance(x, dict) else x)[0]  # noqa: E731
     if shuffle_seed is None:
         dataset = bucket_by_length(dataset, length, batch_size, num_buckets=num_buckets)
     else:

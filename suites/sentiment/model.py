@@ -1,22 +1,32 @@
 """The sentiment classifier: ids -> Embedding -> BiLSTM stack -> pooling -> class probabilities.
 
-Input: int32 ids `[batch, time]`, 0 = padding (the SentencePiece id layout of
-`shared.data.tokenizer`), so `Embedding(mask_zero=True)` masks padding and the mask flows through
-every recurrent layer into the pooling. The two mask-aware pooling layers are defined here; a row
-whose mask is all False (an empty text) pools to zeros in both, never NaN.
+Input: int32 ids `[batch, time]`, 0 = padding (SentencePiece pieces or words), so the embedding
+masks padding and the mask flows through every recurrent layer into the pooling. With pretrained
+vectors the embedding is a `shared.data.pretrained_embedding.PretrainedEmbedding` (its vector
+rows optionally frozen); with a lexicon the model takes `{"ids", "lexicon"}` and concatenates
+the two lexicon features of each word to its embedding, before the embedding dropout.
+
+The two mask-aware pooling layers are defined here; a row whose mask is all False (an empty text)
+pools to zeros in both, never NaN.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from shared.data.pretrained_embedding import PretrainedEmbedding
 from shared.data.tokenizer import SentencePieceTokenizer
 from shared.layers import Bidirectional, PeepholeLSTM
 from suites.sentiment.config import Normalization, Pooling
-from suites.sentiment.text import encode
+from suites.sentiment.text import SubwordInputs
+
+LEXICON_FEATURES = 2  # polarity, has-entry
 
 
 @keras.saving.register_keras_serializable(package="lstm_suite")
@@ -126,6 +136,10 @@ def build_classifier(
     recurrent_dropout: float = 0.0,
     dropout: float = 0.5,
     use_peepholes: bool = True,
+    vectors: np.ndarray | None = None,
+    has_vector: np.ndarray | None = None,
+    freeze_vectors: bool = False,
+    lexicon: bool = False,
     name: str = "sentiment_classifier",
 ) -> keras.Model:
     """Builds the (uncompiled) classifier.
@@ -143,10 +157,16 @@ def build_classifier(
         recurrent_dropout: recurrent-state dropout rate inside each LSTM.
         dropout: dropout rate before the output layer.
         use_peepholes: peephole connections in the LSTM cells.
+        vectors: `[vocab_size, dim]` initial embedding (pretrained vectors; `dim` replaces
+            `embedding_dim`), or None for a random start.
+        has_vector: bool `[vocab_size]`, the rows of `vectors` that came from the vector file.
+        freeze_vectors: start with those rows frozen (`UnfreezeAfter` releases them).
+        lexicon: take `{"ids", "lexicon"}` inputs, the second float32 `[batch, time, 2]`.
         name: model name.
 
     Returns:
-        A `keras.Model` mapping ids `[batch, time]` to float32 probabilities `[batch, classes]`.
+        A `keras.Model` mapping ids `[batch, time]` (or the dict above) to float32
+        probabilities `[batch, classes]`.
     """
     if vocab_size < 2:
         raise ValueError(f"vocab_size must be >= 2, got {vocab_size}")
@@ -166,7 +186,22 @@ def build_classifier(
             raise ValueError(f"{arg} must be in [0, 1), got {rate}")
 
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")
-    x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(ids)
+    inputs = ids
+    if vectors is not None:
+        x = PretrainedEmbedding(
+            vocab_size,
+            int(np.shape(vectors)[1]),
+            vectors=vectors,
+            has_vector=has_vector,
+            frozen=freeze_vectors,
+            name="embedding",
+        )(ids)
+    else:
+        x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(ids)
+    if lexicon:
+        features = keras.Input(shape=(None, LEXICON_FEATURES), dtype="float32", name="lexicon")
+        inputs = {"ids": ids, "lexicon": features}
+        x = keras.layers.Concatenate(name="with_lexicon")([x, features])
     if embedding_dropout:
         x = keras.layers.Dropout(embedding_dropout, name="embedding_dropout")(x)
     for depth, units in enumerate(lstm_units):
@@ -192,7 +227,19 @@ def build_classifier(
         dtype="float32",
         name="probabilities",
     )(x)
-    return keras.Model(ids, probabilities, name=name)
+    return keras.Model(inputs, probabilities, name=name)
+
+
+def predict_texts(
+    model: keras.Model, inputs: Callable[[tf.Tensor], Any], texts: list[str], batch_size: int = 64
+) -> np.ndarray:
+    """Class probabilities `[len(texts), classes]` of raw texts, encoded by `inputs` as the
+    export does (`text.SubwordInputs` or `words.WordInputs`)."""
+    out = [
+        np.asarray(model(inputs(tf.constant(texts[i : i + batch_size], tf.string)), training=False))
+        for i in range(0, len(texts), batch_size)
+    ]
+    return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
 
 
 def predict_probabilities(
@@ -203,19 +250,7 @@ def predict_probabilities(
     normalization: Normalization,
     batch_size: int = 64,
 ) -> np.ndarray:
-    """Class probabilities `[len(texts), classes]` of raw texts, encoded as the export does."""
-    out = [
-        np.asarray(
-            model(
-                encode(
-                    tokenizer,
-                    tf.constant(texts[i : i + batch_size], tf.string),
-                    max_length,
-                    normalization,
-                ),
-                training=False,
-            )
-        )
-        for i in range(0, len(texts), batch_size)
-    ]
-    return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
+    """`predict_texts` on SentencePiece ids (a model of `data.tokens: subword`)."""
+    return predict_texts(
+        model, SubwordInputs(tokenizer, max_length, normalization), texts, batch_size
+    )

@@ -1,8 +1,10 @@
 """The `sentiment` task: text classification of raw strings with a BiPeepholeLSTM encoder.
 
-Pipeline: readers/extra (data.py) -> SentencePiece on normalised text (text.py, trained in
-`prepare`) -> Embedding -> BiPeepholeLSTM stack -> pooling -> softmax (model.py) -> accuracy,
-macro-F1 and a confusion matrix (`evaluate`) -> a SavedModel on raw strings (serving.py).
+Pipeline: readers/extra (data.py) -> SentencePiece on normalised text (text.py) or PTB words
+with an optional polarity lexicon (words.py; vocabulary built in `prepare`) -> Embedding
+(optionally from pretrained vectors) -> BiPeepholeLSTM stack -> pooling -> softmax (model.py)
+-> accuracy, macro-F1 and a confusion matrix (`evaluate`) -> a SavedModel on raw strings
+(serving.py).
 """
 
 from __future__ import annotations
@@ -13,15 +15,19 @@ from typing import ClassVar
 
 import keras
 import numpy as np
+import tensorflow as tf
 
+from shared.data.pretrained_embedding import UnfreezeAfter
 from shared.data.tokenizer import SentencePieceTokenizer
-from shared.errors import UsageError
+from shared.data.vectors import read_vectors
+from shared.data.word_vocab import embedding_matrix
+from shared.errors import ConfigError, UsageError
 from shared.files import atomic_write_text
 from shared.metrics.classification import classification_report, plot_confusion_matrix
 from shared.task import Demo, Evaluation, Task
-from suites.sentiment import data, text
+from suites.sentiment import data, text, words
 from suites.sentiment.config import DataConfig, ModelConfig
-from suites.sentiment.model import build_classifier, predict_probabilities
+from suites.sentiment.model import build_classifier, predict_texts
 from suites.sentiment.readers import make_negation_examples
 from suites.sentiment.serving import LABELS_ASSET, SentimentServer
 
@@ -55,10 +61,24 @@ class SentimentTask(Task):
             return path.read_text(encoding="utf-8").splitlines()
         return list(self.splits["train"].label_names)
 
+    @property
+    def _token_file(self):
+        """The artifact that maps text to ids: the SentencePiece model or the word vocabulary."""
+        name = SPM_FILE if self.config.data.tokens == "subword" else words.VOCABULARY_FILE
+        return self.artifacts_dir / name
+
     def prepare(self) -> None:
-        """Trains the SentencePiece model on the training texts and writes the label names."""
-        labels, spm = self.artifacts_dir / LABELS_ASSET, self.artifacts_dir / SPM_FILE
-        if labels.exists() and spm.exists():
+        """Trains SentencePiece or builds the word vocabulary; writes them and the label names."""
+        d, m = self.config.data, self.config.model
+        words.check_tokens(d, m)
+        epochs = not isinstance(m.freeze_vectors, bool)
+        if epochs and m.pretrained_vectors is not None and not hasattr(Task, "callbacks"):
+            raise ConfigError(
+                "model.freeze_vectors: N epochs needs a training loop that calls "
+                "Task.callbacks(); use true or false"
+            )
+        labels, tokens = self.artifacts_dir / LABELS_ASSET, self._token_file
+        if labels.exists() and tokens.exists():
             return
         self.artifacts_dir.mkdir(parents=True, exist_ok=True)
         train = self.splits["train"]
@@ -66,7 +86,18 @@ class SentimentTask(Task):
             atomic_write_text(
                 self.artifacts_dir / EXTRA_STATS_FILE, json.dumps(self.extra_stats, indent=2)
             )
-        text.train_tokenizer(train.texts, spm, self.config.data, self.config.seed)
+        if d.tokens == "subword":
+            text.train_tokenizer(train.texts, tokens, d, self.config.seed)
+        else:
+            validation = self.splits.get("validation")
+            self.__dict__["word_vocabulary"] = vocabulary = words.build(
+                train.texts,
+                d,
+                m,
+                self.config.seed,
+                validation.texts if validation is not None else None,
+            )
+            words.write_vocabulary(vocabulary.words, tokens)
         atomic_write_text(labels, "".join(f"{n}\n" for n in train.label_names))
 
     @functools.cached_property
@@ -74,23 +105,68 @@ class SentimentTask(Task):
         self.prepare()
         return SentencePieceTokenizer.from_file(self.artifacts_dir / SPM_FILE)
 
-    def datasets(self, global_batch_size: int):
-        d = self.config.data
-        make = functools.partial(
-            data.make_dataset,
-            tokenizer=self.tokenizer,
-            batch_size=global_batch_size,
-            max_length=d.max_length,
-            normalization=d.normalization,
+    @functools.cached_property
+    def word_vocabulary(self) -> words.WordVocabulary:
+        """The saved word vocabulary and, with pretrained vectors, its initial embedding."""
+        self.prepare()
+        vocabulary = words.read_vocabulary(self.artifacts_dir / words.VOCABULARY_FILE)
+        d, m = self.config.data, self.config.model
+        if m.pretrained_vectors is None:
+            return words.WordVocabulary(vocabulary)
+        vectors = read_vectors(
+            words.vector_path(d, m),
+            m.pretrained_vectors.format,
+            words=set(vocabulary),
+            progress=words.progress(),
         )
-        train = make(self.splits["train"], shuffle_seed=self.config.seed, num_buckets=d.num_buckets)
+        matrix, known = embedding_matrix(vocabulary, vectors, self.config.seed)
+        return words.WordVocabulary(vocabulary, matrix, known)
+
+    @functools.cached_property
+    def inputs(self) -> tf.Module:
+        """Raw texts -> model inputs (`text.SubwordInputs` or `words.WordInputs`)."""
+        d = self.config.data
+        if d.tokens == "subword":
+            return text.SubwordInputs(self.tokenizer, d.max_length, d.normalization)
+        self.prepare()
+        if "word_vocabulary" in self.__dict__:
+            vocabulary = self.word_vocabulary.words
+        else:  # the saved words suffice: no need to read the vector file
+            vocabulary = words.read_vocabulary(self.artifacts_dir / words.VOCABULARY_FILE)
+        return words.WordInputs(vocabulary, words.lexicon(d, self.config.model), d.max_length)
+
+    @property
+    def vocab_size(self) -> int:
+        if self.config.data.tokens == "subword":
+            return self.tokenizer.vocab_size
+        return self.inputs.encoder.vocabulary_size
+
+    def datasets(self, global_batch_size: int):
+        make = functools.partial(
+            data.make_inputs_dataset, inputs=self.inputs, batch_size=global_batch_size
+        )
+        train = make(
+            self.splits["train"],
+            shuffle_seed=self.config.seed,
+            num_buckets=self.config.data.num_buckets,
+        )
         validation = self.splits.get("validation")
         return train, make(validation) if validation is not None else None
 
+    def callbacks(self) -> list[keras.callbacks.Callback]:
+        """`UnfreezeAfter(N)` for `model.freeze_vectors: N` (frozen for the first N epochs)."""
+        freeze = self.config.model.freeze_vectors
+        if isinstance(freeze, bool) or self.config.model.pretrained_vectors is None:
+            return []
+        return [UnfreezeAfter(freeze)]
+
     def build_model(self) -> keras.Model:
         m = self.config.model
+        vectors = has_vector = None
+        if self.config.data.tokens == "word":
+            vectors, has_vector = self.word_vocabulary.matrix, self.word_vocabulary.has_vector
         return build_classifier(
-            vocab_size=self.tokenizer.vocab_size,
+            vocab_size=self.vocab_size,
             num_classes=len(self.label_names),
             embedding_dim=m.embedding_dim,
             lstm_units=m.lstm_units,
@@ -101,6 +177,10 @@ class SentimentTask(Task):
             recurrent_dropout=m.recurrent_dropout,
             dropout=m.dropout,
             use_peepholes=m.use_peepholes,
+            vectors=vectors,
+            has_vector=has_vector,
+            freeze_vectors=bool(m.freeze_vectors),
+            lexicon=m.lexicon is not None,
         )
 
     def loss(self):
@@ -113,10 +193,8 @@ class SentimentTask(Task):
         """Accuracy and macro-F1; per-class F1 and the confusion matrix (details and a plot)."""
         if split not in self.splits:
             raise UsageError(f"no {split!r} split configured (have: {', '.join(self.splits)})")
-        examples, names, d = self.splits[split], self.label_names, self.config.data
-        probabilities = predict_probabilities(
-            model, self.tokenizer, examples.texts, d.max_length, d.normalization
-        )
+        examples, names = self.splits[split], self.label_names
+        probabilities = predict_texts(model, self.inputs, examples.texts)
         predicted = probabilities.argmax(axis=-1)
         report = classification_report(examples.labels, predicted, names)
         matrix, title = (
@@ -141,10 +219,7 @@ class SentimentTask(Task):
         )
 
     def serving_module(self, model: keras.Model) -> SentimentServer:
-        d = self.config.data
-        return SentimentServer(
-            model, self.tokenizer, self.label_names, d.max_length, d.normalization
-        )
+        return SentimentServer(model, self.inputs, self.label_names)
 
     @classmethod
     def format_outputs(cls, inputs, outputs, export) -> list[str]:

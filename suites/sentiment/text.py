@@ -84,3 +84,26 @@ def train_tokenizer(texts: list[str], path: Path, config: DataConfig, seed: int)
         hard_vocab_limit=False,
         seed=seed,
     )
+
+
+class SubwordInputs(tf.Module):
+    """Raw texts -> model inputs with SentencePiece (`encode`); the tokenizer is tracked, so a
+    SavedModel holding this module carries its model.
+
+    Args:
+        tokenizer: the trained SentencePiece tokenizer.
+        max_length: pieces kept per text.
+        normalization: the normalisation rule.
+    """
+
+    def __init__(
+        self, tokenizer: SentencePieceTokenizer, max_length: int, normalization: Normalization
+    ):
+        super().__init__(name="subword_inputs")
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.normalization = normalization
+
+    def __call__(self, texts: tf.Tensor) -> tf.Tensor:
+        """`tf.string [batch]` -> int32 ids `[batch, time]`."""
+        return encode(self.tokenizer, texts, self.max_length, self.normalization)
