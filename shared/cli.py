@@ -1,5 +1,6 @@
 """`lstm-suite`: one command line for every task (train, evaluate, export, predict, bench-export,
-demo, keys). The tasks are the installed `lstm_suite.tasks` entry points (`shared/task.py`).
+average, demo, keys). The tasks are the installed `lstm_suite.tasks` entry points
+(`shared/task.py`).
 
 Per-task scripts (`python -m suites.<task>.train ...`) call `run_task_script`, i.e. the same code.
 Errors print one line (`lstm-suite: error: ...`); `--debug` shows the traceback and TF's logs.
@@ -81,9 +82,9 @@ def _task_names() -> list[str]:
 def _checkpoint_arg(parser: argparse.ArgumentParser, verb: str) -> None:
     parser.add_argument(
         "--checkpoint",
-        choices=["best", "last"],
+        choices=["best", "last", "average"],
         default="best",
-        help=f"checkpoint to {verb} (default: best)",
+        help=f"checkpoint to {verb} (default: best; average: see `lstm-suite average`)",
     )
 
 
@@ -187,6 +188,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="export directory (default: <run dir>/exports/<UTC time>)",
     )
     _checkpoint_arg(p, "export")
+
+    p = sub.add_parser(
+        "average",
+        parents=[_common()],
+        formatter_class=fmt,
+        help="write checkpoints/average.keras: the mean weights of the last epoch checkpoints "
+        "(train with training.keep_epoch_checkpoints=N)",
+    )
+    p.add_argument(
+        "--last",
+        type=int,
+        metavar="N",
+        help="average the newest N epoch checkpoints (default: all that were kept)",
+    )
+    p.add_argument(
+        "--out",
+        default="average",
+        metavar="NAME",
+        help="write checkpoints/NAME.keras (default: average, i.e. --checkpoint average)",
+    )
 
     p = sub.add_parser(
         "predict",
@@ -362,6 +383,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _predict(task_cls, args)
     if args.command == "bench-export":
         return _bench_export(task_cls, args)
+    if args.command == "average":
+        from shared.averaging import average_checkpoints
+
+        print(average_checkpoints(_run_dir(args), args.last, args.out))
+        return EXIT_OK
     run_dir = _run_dir(args)
     config = _load(args, run_dir)
     if args.command == "train":

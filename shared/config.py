@@ -191,6 +191,9 @@ class TrainingConfig:
     backup_every_steps: int | None = field(
         default=100, metadata=at_least(1)
     )  # also back up mid-epoch every N steps; None: epochs
+    keep_epoch_checkpoints: int = field(
+        default=0, metadata=at_least(0)
+    )  # keep the last N epochs' checkpoints (epoch-E.keras) for `lstm-suite average`; 0: off
     deterministic: bool = False  # tf.config.experimental.enable_op_determinism (slower)
     progress: Literal["auto", "bar", "epoch", "none"] = "auto"  # auto: bar on a TTY
     tensorboard: bool = True  # write TensorBoard logs to run_dir/logs

@@ -19,6 +19,8 @@ log = get_logger(__name__)
 def load_checkpoint(run_dir: str | Path, which: str = "best") -> Any:
     """Loads `run_dir/checkpoints/<which>.keras` (best falls back to last).
 
+    `which` is best, last, average (written by `lstm-suite average`) or an epoch-<E> file.
+
     The task's modules must be imported (they register its layers as serializable).
     """
     import keras
@@ -26,6 +28,8 @@ def load_checkpoint(run_dir: str | Path, which: str = "best") -> Any:
     path = Path(run_dir) / "checkpoints" / f"{which}.keras"
     if which == "best" and not path.exists():
         path = path.with_name("last.keras")
+    if not path.exists() and which == "average":
+        raise UsageError(f"no checkpoint {path}: write it first (lstm-suite average ...)")
     if not path.exists():
         raise UsageError(f"no checkpoint {path}: train first (lstm-suite train ...)")
     return keras.saving.load_model(path)

@@ -123,6 +123,40 @@ class ModelCheckpoints(keras.callbacks.Callback):
         self.best = state.get("best")
 
 
+EPOCH_CHECKPOINT = re.compile(r"epoch-(\d+)\.keras")
+
+
+def epoch_checkpoints(directory: Path) -> list[tuple[int, Path]]:
+    """The `epoch-<E>.keras` files of `directory` as (E, path), oldest epoch first."""
+    found = []
+    for path in Path(directory).glob("epoch-*.keras"):
+        match = EPOCH_CHECKPOINT.fullmatch(path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+class EpochCheckpoints(keras.callbacks.Callback):
+    """Writes `epoch-<E>.keras` (1-based E) after every epoch and keeps the newest `keep`.
+
+    The files are what `lstm-suite average` averages. They live in the checkpoint directory,
+    so a resumed run finds (and keeps pruning) the ones of the epochs before the interruption.
+    """
+
+    def __init__(self, directory: Path, keep: int, state: FitState):
+        super().__init__()
+        if keep < 1:
+            raise ValueError(f"keep must be >= 1, got {keep}")
+        self.directory, self.keep, self.state = Path(directory), keep, state
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.state.diverged:
+            return
+        save_model_atomic(self.model, self.directory / f"epoch-{epoch + 1}.keras")
+        for _, old in epoch_checkpoints(self.directory)[: -self.keep]:
+            old.unlink(missing_ok=True)
+
+
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     """`EarlyStopping` whose patience counter survives a resume (see `set_state`)."""
 

@@ -389,6 +389,10 @@ def _make_callbacks(
     stateful: dict[str, Any] = {"checkpoints": checkpoints}
     end_phase = cbs.EndFitAfterEpoch()
     callbacks: list[Any] = [end_phase, cbs.NanGuard(state), checkpoints]
+    if t.keep_epoch_checkpoints:
+        callbacks.append(
+            cbs.EpochCheckpoints(run.work_dir / "checkpoints", t.keep_epoch_checkpoints, state)
+        )
     if t.early_stopping_patience:
         stateful["early_stopping"] = cbs.ResumableEarlyStopping(
             monitor=t.monitor,
