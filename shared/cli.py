@@ -99,6 +99,28 @@ def _export_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _input_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="inputs (texts, or audio file paths for an audio task); same as --input",
+    )
+    parser.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="an input (repeatable): a text, or an audio file path for an audio task",
+    )
+    parser.add_argument(
+        "--input-file",
+        type=Path,
+        metavar="FILE",
+        help="read inputs, one per line, from FILE ('-' for stdin)",
+    )
+
+
 def _config_args(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument(
         "--config",
@@ -120,7 +142,7 @@ def _config_args(parser: argparse.ArgumentParser, required: bool) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Parses the command line; `predict` also takes inputs after its options.
+    """Parses the command line; `predict` and `bench-export` also take inputs after its options.
 
     argparse stops filling a positional once it has matched it (even empty), so in
     `predict TASK --export DIR "text"` the text would be left over: such leftovers are
@@ -128,7 +150,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command == "predict" and not any(e.startswith("-") for e in extra):
+    takes_inputs = args.command in ("predict", "bench-export")
+    if extra and takes_inputs and not any(e.startswith("-") for e in extra):
         args.inputs = list(args.inputs) + extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -217,25 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _export_arg(p)
     p.add_argument("--signature", default="serving_default", help="signature to use")
-    p.add_argument(
-        "inputs",
-        nargs="*",
-        metavar="INPUT",
-        help="inputs (texts, or audio file paths for an audio task); same as --input",
-    )
-    p.add_argument(
-        "--input",
-        action="append",
-        default=[],
-        metavar="TEXT",
-        help="an input (repeatable): a text, or an audio file path for an audio task",
-    )
-    p.add_argument(
-        "--input-file",
-        type=Path,
-        metavar="FILE",
-        help="read inputs, one per line, from FILE ('-' for stdin)",
-    )
+    _input_args(p)
 
     p = sub.add_parser(
         "bench-export",
@@ -244,13 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="time an export on real inputs: items/s per batch size (audio: real-time factor)",
     )
     _export_arg(p)
-    p.add_argument("inputs", nargs="*", metavar="INPUT", help="inputs, as for predict")
-    p.add_argument(
-        "--input-file",
-        type=Path,
-        metavar="FILE",
-        help="read inputs, one per line, from FILE ('-' for stdin)",
-    )
+    _input_args(p)
     p.add_argument(
         "--batch-size",
         dest="batch_sizes",
