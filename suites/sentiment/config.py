@@ -36,7 +36,7 @@ class VocabularyConfig:
 class VectorsConfig:
     """A pretrained word-vector file (text; plain or gzip)."""
 
-    path: str = ""  # the file, relative to data.data_dir (or absolute)
+    path: str | None = None  # the file, relative to data.data_dir (or absolute); null: none
     format: VectorFormat = "auto"  # glove (no header), word2vec (`N D` header line) or auto
 
 
@@ -44,8 +44,9 @@ class VectorsConfig:
 class LexiconConfig:
     """A word polarity lexicon, `word<TAB>rating...` per line (shared/data/lexicon.py)."""
 
-    # "vader" (the VADER lexicon of the vaderSentiment package) or a file relative to data_dir
-    path: str = "vader"
+    # "vader" (the VADER lexicon of the vaderSentiment package), a file relative to data_dir,
+    # or null (no lexicon features)
+    path: str | None = None
     scale: float = field(default=4.0, metadata=positive())  # largest |rating| (4 for VADER)
 
 
@@ -116,13 +117,13 @@ class ModelConfig:
 
     # token embedding width (with pretrained_vectors: the vectors' dimension instead)
     embedding_dim: int = field(default=128, metadata=at_least(1))
-    # word vectors to start the embedding from (needs data.tokens: word); null: random start
-    pretrained_vectors: VectorsConfig | None = None
+    # word vectors to start the embedding from (needs data.tokens: word); no path: random start
+    pretrained_vectors: VectorsConfig = field(default_factory=VectorsConfig)
     # pretrained rows: false = fine-tuned from the start, true = kept fixed, N = fixed for the
     # first N epochs, then fine-tuned (the unknown word and words without a vector always train)
     freeze_vectors: bool | int = field(default=False, metadata=at_least(0))
     # per-word polarity and has-entry features next to the embedding (needs data.tokens: word)
-    lexicon: LexiconConfig | None = None
+    lexicon: LexiconConfig = field(default_factory=LexiconConfig)
     # units per direction of each stacked bidirectional LSTM
     lstm_units: list[int] = field(default_factory=lambda: [128], metadata=at_least(1))
     pooling: Pooling = "max"  # sequence -> vector: last states, masked max or attention
@@ -138,5 +139,13 @@ class ModelConfig:
     def __post_init__(self):
         if not self.lstm_units:
             raise ConfigError("lstm_units: needs at least one layer, got []")
-        if self.pretrained_vectors is not None and not self.pretrained_vectors.path:
-            raise ConfigError("pretrained_vectors.path: the vector file is required")
+
+    @property
+    def uses_vectors(self) -> bool:
+        """Whether the embedding starts from `pretrained_vectors`."""
+        return self.pretrained_vectors.path is not None
+
+    @property
+    def uses_lexicon(self) -> bool:
+        """Whether lexicon features go next to the embedding."""
+        return self.lexicon.path is not None

@@ -70,9 +70,9 @@ class SentimentTask(Task):
     def prepare(self) -> None:
         """Trains SentencePiece or builds the word vocabulary; writes them and the label names."""
         d, m = self.config.data, self.config.model
-        words.check_tokens(d, m)
+        words.check_settings(d, m)
         epochs = not isinstance(m.freeze_vectors, bool)
-        if epochs and m.pretrained_vectors is not None and not hasattr(Task, "callbacks"):
+        if epochs and m.uses_vectors and not hasattr(Task, "callbacks"):
             raise ConfigError(
                 "model.freeze_vectors: N epochs needs a training loop that calls "
                 "Task.callbacks(); use true or false"
@@ -111,7 +111,7 @@ class SentimentTask(Task):
         self.prepare()
         vocabulary = words.read_vocabulary(self.artifacts_dir / words.VOCABULARY_FILE)
         d, m = self.config.data, self.config.model
-        if m.pretrained_vectors is None:
+        if not m.uses_vectors:
             return words.WordVocabulary(vocabulary)
         vectors = read_vectors(
             words.vector_path(d, m),
@@ -156,7 +156,7 @@ class SentimentTask(Task):
     def callbacks(self) -> list[keras.callbacks.Callback]:
         """`UnfreezeAfter(N)` for `model.freeze_vectors: N` (frozen for the first N epochs)."""
         freeze = self.config.model.freeze_vectors
-        if isinstance(freeze, bool) or self.config.model.pretrained_vectors is None:
+        if isinstance(freeze, bool) or not self.config.model.uses_vectors:
             return []
         return [UnfreezeAfter(freeze)]
 
@@ -180,7 +180,7 @@ class SentimentTask(Task):
             vectors=vectors,
             has_vector=has_vector,
             freeze_vectors=bool(m.freeze_vectors),
-            lexicon=m.lexicon is not None,
+            lexicon=m.uses_lexicon,
         )
 
     def loss(self):

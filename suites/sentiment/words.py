@@ -39,12 +39,17 @@ def progress() -> bool:
     return log.isEnabledFor(logging.INFO)
 
 
-def check_tokens(data: DataConfig, model: ModelConfig) -> None:
-    """Raises ConfigError when word features are asked for on subword tokens."""
+def check_settings(data: DataConfig, model: ModelConfig) -> None:
+    """ConfigError for word features on subword tokens; DataError for a missing vector or
+    lexicon file."""
     if data.tokens == "word":
+        if model.uses_vectors:
+            vector_path(data, model)
+        if model.uses_lexicon:
+            lexicon_path(data, model)
         return
-    for key in ("pretrained_vectors", "lexicon"):
-        if getattr(model, key) is not None:
+    for key, used in (("pretrained_vectors", model.uses_vectors), ("lexicon", model.uses_lexicon)):
+        if used:
             raise ConfigError(f"model.{key}: needs data.tokens: word (got {data.tokens!r})")
 
 
@@ -58,18 +63,21 @@ def vector_path(data: DataConfig, model: ModelConfig) -> Path:
     return path
 
 
+def lexicon_path(data: DataConfig, model: ModelConfig) -> str | Path:
+    """`"vader"` or the file of `model.lexicon.path` (relative to `data.data_dir`); must exist."""
+    if model.lexicon.path == VADER:
+        return VADER
+    path = resolve_under(model.lexicon.path, data.data_dir)
+    if not path.is_file():
+        raise DataError(f"model.lexicon.path: {path} not found (data.data_dir={data.data_dir!r})")
+    return path
+
+
 def lexicon(data: DataConfig, model: ModelConfig) -> dict[str, float] | None:
     """The polarity lexicon of `model.lexicon` (None without one)."""
-    if model.lexicon is None:
+    if not model.uses_lexicon:
         return None
-    path = model.lexicon.path
-    if path != VADER:
-        path = resolve_under(path, data.data_dir)
-        if not path.is_file():
-            raise DataError(
-                f"model.lexicon.path: {path} not found (data.data_dir={data.data_dir!r})"
-            )
-    return read_lexicon(path, model.lexicon.scale)
+    return read_lexicon(lexicon_path(data, model), model.lexicon.scale)
 
 
 @dataclass
@@ -101,7 +109,7 @@ def build(
     counts = count_words(ptb_words_py(train_texts))
     check = count_words(ptb_words_py(validation_texts)) if validation_texts else None
     v = data.vocabulary
-    if model.pretrained_vectors is None:
+    if not model.uses_vectors:
         words = build_vocabulary(counts, (), v.min_count)
         _log_coverage(counts, check, set(words), None)
         return WordVocabulary(words)
