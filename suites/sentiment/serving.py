@@ -34,7 +34,9 @@ class SentimentServer(ServingModule):
 
     def __init__(self, model: keras.Model, inputs: tf.Module, label_names: list[str]):
         super().__init__(name="sentiment_server")
-        self.model = model
+        # the same layers without the optimizer (a compiled checkpoint's slots would triple
+        # the export's size)
+        self.model = keras.Model(model.input, model.output, name=model.name)
         self.inputs = inputs
         self.add_asset(LABELS_ASSET, "".join(f"{name}\n" for name in label_names))
 
