@@ -103,21 +103,57 @@ def _length_penalty(length: tf.Tensor, alpha: float) -> tf.Tensor:
     return tf.pow((5.0 + tf.cast(length, tf.float32)) / 6.0, alpha)
 
 
-def _select(log_probs, scores, finished, lengths, sequences, length_penalty: float):
-    """One beam-search step for log-probabilities [B, k, V] of the next token.
+def _restricted_top(log_probs, finished, at_limit, width):
+    """The `width` best (log-probability, token) of each row after `_restrict`, without it.
 
-    Ranks every (beam, token) extension by `log p / lp(length)` and keeps the best k.
+    Equal to `tf.math.top_k(_restrict(log_probs, finished, at_limit), width)` (ties included:
+    top_k puts the lower token first) but it never writes a restricted [rows, V] copy: a
+    restricted row holds one allowed token (padding at 0 if finished, else eos at its
+    log-probability) followed by NEG at every other token, lowest token first.
+
+    Args:
+        log_probs: [rows, V] log-probabilities of the next token.
+        finished, at_limit: [rows] booleans.
+        width: how many to keep per row (<= V).
+
+    Returns:
+        (values [rows, width] float32, tokens [rows, width] int32)
+    """
+    values, tokens = tf.math.top_k(log_probs, width)
+    rows = tf.shape(log_probs)[0]
+    special = tf.where(finished, PAD_ID, EOS_ID)  # [rows]
+    special_value = tf.where(finished, 0.0, log_probs[:, EOS_ID])
+    rest = tf.range(width - 1)[None, :]
+    rest = rest + tf.cast(rest >= special[:, None], tf.int32)  # the lowest other tokens
+    forced_tokens = tf.concat([special[:, None], rest], axis=1)
+    forced_values = tf.concat([special_value[:, None], tf.fill([rows, width - 1], NEG)], axis=1)
+    forced = (finished | at_limit)[:, None]
+    return tf.where(forced, forced_values, values), tf.where(forced, forced_tokens, tokens)
+
+
+def _select(values, tokens, scores, finished, lengths, sequences, length_penalty: float):
+    """One beam-search step from each beam's best next tokens.
+
+    Ranks every (beam, token) extension by `log p / lp(length)` and keeps the best k. The length
+    penalty of an extension depends on its beam only, so a beam's best tokens by log-probability
+    are its best by rank: the k best of each beam hold the k best of all k * V extensions.
+
+    Args:
+        values, tokens: [B, k, w] the w best (restricted) log-probabilities and tokens of each beam.
+        scores, finished, lengths: [B, k] of the beams.
+        sequences: [B, k, t] tokens emitted so far.
 
     Returns:
         (beam [B, k] each survivor came from, token [B, k], scores, finished, lengths, sequences)
     """
-    batch, k, vocab = tf.shape(log_probs)[0], tf.shape(log_probs)[1], tf.shape(log_probs)[2]
-    candidates = scores[..., None] + log_probs  # [B, k, V]
+    batch, k, width = tf.shape(values)[0], tf.shape(values)[1], tf.shape(values)[2]
+    candidates = scores[..., None] + values  # [B, k, w]
     new_lengths = tf.where(finished, lengths, lengths + 1)[..., None]
     ranks = candidates / _length_penalty(new_lengths, length_penalty)
-    _, flat = tf.math.top_k(tf.reshape(ranks, [batch, k * vocab]), k)  # [B, k]
-    beam, token = flat // vocab, flat % vocab
-    scores = tf.gather(tf.reshape(candidates, [batch, k * vocab]), flat, batch_dims=1)
+    _, flat = tf.math.top_k(tf.reshape(ranks, [batch, k * width]), k)  # [B, k]
+    beam = flat // width
+    token = tf.gather(tf.reshape(tokens, [batch, k * width]), flat, batch_dims=1)
+    scores = tf.gather(tf.reshape(candidates, [batch, k * width]), flat, batch_dims=1)
     was_finished = tf.gather(finished, beam, batch_dims=1)
     lengths = tf.gather(lengths, beam, batch_dims=1) + tf.cast(~was_finished, tf.int32)
     finished = was_finished | tf.equal(token, EOS_ID)
@@ -151,11 +187,18 @@ def beam_search(
 
     def body(t, previous, states, sequences, scores, finished, lengths):
         logits, states, _ = model.decode_step(previous, states, memory, keys, mask)
-        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
-        log_probs = tf.reshape(log_probs, [batch, k, tf.shape(log_probs)[-1]])
-        log_probs = _restrict(log_probs, finished, t >= limits - 1)
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))  # [B * k, V]
+        width = tf.minimum(k, tf.shape(log_probs)[-1])
+        at_limit = tf.reshape(t >= limits - 1, [-1])
+        values, tokens = _restricted_top(log_probs, tf.reshape(finished, [-1]), at_limit, width)
         beam, token, scores, finished, lengths, sequences = _select(
-            log_probs, scores, finished, lengths, sequences, length_penalty
+            tf.reshape(values, [batch, k, width]),
+            tf.reshape(tokens, [batch, k, width]),
+            scores,
+            finished,
+            lengths,
+            sequences,
+            length_penalty,
         )
         rows = tf.reshape(beam + k * tf.range(batch)[:, None], [-1])
         states = [tf.gather(s, rows) for s in states]
