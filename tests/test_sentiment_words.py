@@ -175,6 +175,9 @@ def test_export_equals_keras_model_on_reference_inputs(word_run):
     model = runs.load_checkpoint(run_dir)
     vocabulary = words.read_vocabulary(run_dir / "artifacts" / words.VOCABULARY_FILE)
     reference = _reference_inputs(vocabulary, config.data.max_length)
+    graph = task_cls(config, run_dir).inputs(tf.constant(PROBES))  # what tf.data and export run
+    np.testing.assert_array_equal(graph["ids"], reference["ids"])
+    np.testing.assert_allclose(graph["lexicon"], reference["lexicon"], rtol=1e-6)
     expected = np.asarray(model(reference, training=False))
     np.testing.assert_allclose(outputs["probabilities"], expected, atol=1e-5)
     np.testing.assert_array_equal(outputs["label"], expected.argmax(-1))
