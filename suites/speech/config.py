@@ -79,8 +79,15 @@ class DataConfig:
     )
     # synthetic: the texts espeak-ng speaks (each in every voice, speed and pitch)
     synth_texts: list[str] = field(default_factory=lambda: ["yes", "no", "up", "down"])
-    synth_voices: list[str] = field(  # espeak-ng voices (language+variant) of synthetic speech
+    synth_voices: list[str] = field(  # espeak-ng voices (language+variant), or voices of any
         default_factory=lambda: ["en-us", "en+m3", "en+f3", "en+m1", "en+f2"]
+    )  # engine as engine:voice (espeak:en-us, flite:slt, festival:ked, piper:joe; these use
+    # synth_speeds and synth_semitones instead of synth_rates and synth_pitches)
+    synth_speeds: list[float] = field(  # engine:voice styles: tempo factors (1 = the voice's own)
+        default_factory=lambda: [1.0], metadata=in_range(0.5, 2.0)
+    )
+    synth_semitones: list[float] = field(  # engine:voice styles: pitch shifts in semitones
+        default_factory=lambda: [0.0], metadata=in_range(-12.0, 12.0)
     )
     synth_rates: list[int] = field(  # speaking rates in words per minute
         default_factory=lambda: [130, 170, 210], metadata=in_range(80, 450)
@@ -120,6 +127,7 @@ class DataConfig:
             raise ConfigError(f"data.speed_perturb: 1 is the original, got {self.speed_perturb}")
         if 0.0 in self.pitch_perturb:
             raise ConfigError(f"data.pitch_perturb: 0 is the original, got {self.pitch_perturb}")
+        self._check_synth_voices()
         if self.source not in ("synthetic", "tfds") and not self.data_dir:
             raise ConfigError(f"data.data_dir is required for data.source {self.source!r}")
         if self.source == "tfds" and len(self.tfds_splits) != 3:
@@ -128,6 +136,22 @@ class DataConfig:
             CharVocab(self.alphabet)
         except ValueError as err:
             raise ConfigError(f"data.alphabet: {err}") from err
+
+    @property
+    def synth_engines(self) -> bool:
+        """Whether `synth_voices` names engine:voice voices (spoken through `engines.speak`)."""
+        return any(":" in v for v in self.synth_voices)
+
+    def _check_synth_voices(self) -> None:
+        from suites.speech.engines import parse_voice
+
+        if not self.synth_engines:
+            return
+        for voice in self.synth_voices:
+            try:
+                parse_voice(voice)
+            except ValueError as err:
+                raise ConfigError(f"data.synth_voices: {err}") from err
 
 
 @dataclass
@@ -176,6 +200,12 @@ class ModelConfig:
     lm_weight: float = field(default=0.5, metadata=at_least(0))  # LM weight of the "lm"
     # decoder (tune: python -m suites.speech.lm_tune)
     lm_bonus: float = 1.0  # score per emitted character of the "lm" decoder
+    word_lm: bool = False  # evaluate also reports "word_lm": CTC lexicon beam search with a word
+    # trigram LM built from the training transcripts (flashlight-text + KenLM; not in the export)
+    word_lm_weight: float = field(default=1.0, metadata=at_least(0))  # weight of the word LM's
+    # log10 probabilities
+    word_lm_word_score: float = 0.0  # added per word (> 0 counters the LM's short-output bias)
+    word_lm_beam: int = field(default=64, metadata=at_least(1))  # hypotheses kept per frame
 
     def __post_init__(self):
         if self.vtlp_min > self.vtlp_max:

@@ -218,7 +218,16 @@ def read_tfds(name: str, split: str, data_dir: str | None = None) -> list[Uttera
 
 
 def synthetic_utterances(texts: list[str], cfg, cache_dir: Path) -> list[Utterance]:
-    """espeak-ng speech of `texts` in the configured styles (speaker = style name)."""
+    """Synthetic speech of `texts` in the configured styles (speaker = style name).
+
+    Plain `synth_voices` are espeak-ng voices styled by `synth_rates` x `synth_pitches`;
+    `engine:voice` voices go through `engines.speak`, styled by `synth_speeds` x `synth_semitones`.
+
+    Raises:
+        DataError: an `engine:voice` names an engine that is not installed.
+    """
+    if cfg.synth_engines:
+        return read_manifest(_engine_corpus(texts, cfg, cache_dir))
     from suites.speech.synth import synthesize_corpus
 
     spec = [texts, cfg.synth_voices, cfg.synth_rates, cfg.synth_pitches, cfg.features.sample_rate,
@@ -229,6 +238,23 @@ def synthetic_utterances(texts: list[str], cfg, cache_dir: Path) -> list[Utteran
         cfg.synth_rates, cfg.synth_pitches, styles_per_text=cfg.synth_styles_per_text,
     )  # fmt: skip
     return read_manifest(manifest)
+
+
+def _engine_corpus(texts: list[str], cfg, cache_dir: Path) -> Path:
+    from suites.speech.engines import available_engines, parse_voice
+    from suites.speech.synth import synthesize_engine_corpus
+
+    for voice in cfg.synth_voices:
+        reason = available_engines()[parse_voice(voice)[0]]
+        if reason is not None:
+            raise DataError(f"data.synth_voices: {voice!r} cannot be spoken: {reason}")
+    spec = ["engines", texts, cfg.synth_voices, cfg.synth_speeds, cfg.synth_semitones,
+            cfg.features.sample_rate, cfg.synth_styles_per_text]  # fmt: skip
+    digest = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+    return synthesize_engine_corpus(
+        texts, cache_dir / f"synthetic-{digest}", cfg.features.sample_rate, cfg.synth_voices,
+        cfg.synth_speeds, cfg.synth_semitones, styles_per_text=cfg.synth_styles_per_text,
+    )  # fmt: skip
 
 
 def read_source(cfg, cache_dir: Path, screen: Screen) -> dict[str, list[Utterance]]:

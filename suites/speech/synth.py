@@ -142,6 +142,53 @@ def synthesize_corpus(
     styles) of the voices x rates x pitches list: every style is used about equally often and the
     corpus grows with k, not with the number of styles.
     """
+
+    def say(text: str, style: SynthStyle) -> tuple[np.ndarray, int]:
+        return speak(text, style.voice, style.rate, style.pitch)
+
+    every = styles(voices, rates, pitches)
+    return write_corpus(texts, every, out_dir, sample_rate, say, trim_db, styles_per_text)
+
+
+def synthesize_engine_corpus(
+    texts: Iterable[str],
+    out_dir: str | Path,
+    sample_rate: int,
+    voices: Sequence[str],
+    speeds: Sequence[float] = (1.0,),
+    semitones: Sequence[float] = (0.0,),
+    trim_db: float = 40.0,
+    styles_per_text: int = 0,
+) -> Path:
+    """`synthesize_corpus` with `engine:voice` voices spoken by `suites.speech.engines.speak`.
+
+    The styles are voices x speeds x semitones (`engines.styles`); speaker = style name.
+    """
+    from suites.speech import engines
+
+    def say(text: str, style: engines.Style) -> tuple[np.ndarray, int]:
+        return engines.speak(
+            text, style.voice, sample_rate, style.speed, style.semitones
+        ), sample_rate
+
+    every = engines.styles(voices, speeds, semitones)
+    return write_corpus(texts, every, out_dir, sample_rate, say, trim_db, styles_per_text)
+
+
+def write_corpus(
+    texts: Iterable[str],
+    every: Sequence,
+    out_dir: str | Path,
+    sample_rate: int,
+    say,
+    trim_db: float = 40.0,
+    styles_per_text: int = 0,
+) -> Path:
+    """Speaks the texts in `every`'s styles with `say(text, style) -> (wave, rate)`.
+
+    Writes the WAVs (trimmed, resampled to `sample_rate`) and the manifest as
+    `synthesize_corpus` describes; existing complete output is reused.
+    """
     import librosa
     import soundfile as sf
     from tqdm import tqdm
@@ -153,7 +200,6 @@ def synthesize_corpus(
     manifest = out_dir / "manifest.tsv"
     if styles_per_text < 0:
         raise ValueError(f"styles_per_text must be >= 0, got {styles_per_text}")
-    every = styles(voices, rates, pitches)
     k = min(styles_per_text, len(every)) or len(every)
     jobs = [(t, every[(i * k + j) % len(every)]) for i, t in enumerate(texts) for j in range(k)]
     rows = ["path\ttranscript\tspeaker"]
@@ -164,9 +210,9 @@ def synthesize_corpus(
         return manifest
     wav_dir.mkdir(parents=True, exist_ok=True)
     for row, (text, style) in tqdm(
-        zip(rows[1:], jobs, strict=True), total=len(jobs), desc="espeak-ng", leave=False
+        zip(rows[1:], jobs, strict=True), total=len(jobs), desc="synthetic speech", leave=False
     ):
-        wave, rate = speak(text, style.voice, style.rate, style.pitch)
+        wave, rate = say(text, style)
         wave, _ = librosa.effects.trim(wave, top_db=trim_db)
         sf.write(out_dir / row.split("\t")[0], resample(wave, rate, sample_rate), sample_rate)
     manifest.write_text(content)
