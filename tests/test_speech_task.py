@@ -134,6 +134,33 @@ def test_lm_decoder_on_trained_model(trained):
     assert sm.cer(refs, plain) <= result.metrics["cer_beam"] + 0.02
 
 
+def test_word_lm_decoder_column_equals_wordlm_decode(trained):
+    pytest.importorskip("flashlight.lib.text.decoder", reason="flashlight-text not installed")
+    pytest.importorskip("pocketsphinx", reason="pocketsphinx not installed (builds the ARPA LM)")
+    from suites.speech import wordlm
+
+    task, model = trained
+    model_config = dataclasses.replace(
+        task.config.model, word_lm=True, word_lm_beam=8, word_lm_weight=0.5
+    )
+    config = dataclasses.replace(task.config, model=model_config)
+    lm_task = SpeechTask(config, task.run_dir)
+    lm_task.prepare()
+    arpa = task.artifacts_dir / "word_lm.arpa"
+    assert arpa.is_file() and "\\3-grams:" in arpa.read_text()
+    result = lm_task.evaluate(model, "test")
+    assert "word_lm" in result.hypotheses and "cer_word_lm" in result.metrics
+    _, refs, _, log_probs = transcribe.transcribe(model, task.split("test")[0], config)
+    lengths = [len(x) for x in log_probs]
+    batch = np.zeros((len(log_probs), max(lengths), log_probs[0].shape[1]), np.float32)
+    for i, x in enumerate(log_probs):
+        batch[i, : len(x)] = x
+    lm = wordlm.WordLM(arpa, ("down", "no", "up", "yes"))
+    direct = wordlm.decode(batch, lengths, config.data.alphabet, lm, 8, 0.5, 0.0)
+    assert result.hypotheses["word_lm"] == direct
+    assert np.mean([h == r for h, r in zip(direct, refs, strict=True)]) >= 0.9
+
+
 def test_beam_width_one_equals_greedy_on_trained_model(trained):
     task, model = trained
     _, refs, hyps, _ = transcribe.transcribe(model, task.split("validation")[0], task.config, 1)

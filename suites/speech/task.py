@@ -55,6 +55,8 @@ class SpeechTask(Task):
         self.caches = prepare_caches(
             self.config, self.cache_dir, self.artifacts_dir, self.config.model.stride
         )
+        if self.config.model.word_lm:
+            transcribe.build_word_lm(self.artifacts_dir)
 
     def split(self, split: str) -> tuple[Path, dict]:
         """(cache path, metadata) of a prepared split; DataError naming the keys if it is empty."""
@@ -88,6 +90,10 @@ class SpeechTask(Task):
         if m.lm_order:
             lm = transcribe.language_model(self.config, self.artifacts_dir)
             hyps["lm"] = transcribe.lm_decode(log_probs, lm, self.config, m.lm_weight, m.lm_bonus)
+        if m.word_lm:
+            hyps["word_lm"] = transcribe.word_lm_decode(
+                log_probs, transcribe.word_lm(self.artifacts_dir), self.config
+            )
         speaker_of = dict(zip(meta["ids"], meta["speakers"], strict=True))
         return transcribe.score(ids, refs, hyps, speaker_of)
 

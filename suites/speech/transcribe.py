@@ -108,6 +108,44 @@ def lm_decode(log_probs: list[np.ndarray], lm, config, weight: float, bonus: flo
     return [prefix_beam_search(x, alphabet, lm, weight, bonus, width) for x in log_probs]
 
 
+WORD_LM_FILE = "word_lm.arpa"
+
+
+def build_word_lm(artifacts_dir: Path) -> Path:
+    """Writes `word_lm.arpa` (a word trigram of `train_texts.json`) into the artifacts once."""
+    from suites.speech.wordlm import build_arpa
+
+    arpa = Path(artifacts_dir) / WORD_LM_FILE
+    if not arpa.exists():
+        texts = json.loads((Path(artifacts_dir) / "train_texts.json").read_text())
+        build_arpa(texts, arpa)
+    return arpa
+
+
+def word_lm(artifacts_dir: Path):
+    """The `wordlm.WordLM` of the artifacts: their ARPA file, the training transcripts' words."""
+    from suites.speech.wordlm import WordLM
+
+    texts = json.loads((Path(artifacts_dir) / "train_texts.json").read_text())
+    words = tuple(sorted({w for t in texts for w in t.lower().split()}))
+    return WordLM(build_word_lm(artifacts_dir), words)
+
+
+def word_lm_decode(log_probs: list[np.ndarray], lm, config) -> list[str]:
+    """`wordlm.decode` of per-utterance log-probabilities (padded into one batch)."""
+    from suites.speech.wordlm import decode
+
+    m = config.model
+    lengths = np.array([len(x) for x in log_probs], np.int64)
+    if not len(log_probs):
+        return []
+    batch = np.zeros((len(log_probs), max(lengths.max(), 1), log_probs[0].shape[-1]), np.float32)
+    for row, x in zip(batch, log_probs, strict=True):
+        row[: len(x)] = x
+    return decode(batch, lengths, config.data.alphabet, lm, m.word_lm_beam, m.word_lm_weight,
+                  m.word_lm_word_score)  # fmt: skip
+
+
 def score(
     ids: list[str], refs: list[str], hyps: dict[str, list[str]], speaker_of: dict[str, str]
 ) -> Evaluation:
