@@ -32,7 +32,7 @@ def load_checkpoint(run_dir: str | Path, which: str = "best") -> Any:
         raise UsageError(f"no checkpoint {path}: write it first (lstm-suite average ...)")
     if not path.exists():
         raise UsageError(f"no checkpoint {path}: train first (lstm-suite train ...)")
-    return keras.saving.load_model(path)
+    return keras.saving.load_model(path, compile=False)  # no optimizer state: exports stay small
 
 
 def _task(task_cls: type, config: Any, run_dir: Path):

@@ -172,6 +172,13 @@ class Task(abc.ABC):
         with `keras.saving.load_model` alone once the task's modules are imported.
         """
 
+    def callbacks(self) -> list[Any]:
+        """Keras callbacks the task adds to every `fit` (e.g. unfreezing layers after N epochs).
+
+        They run after the spine's own (checkpoints, backup); the default adds none.
+        """
+        return []
+
     def loss(self) -> Any:
         """The loss given to `compile` (None when the model adds its own, e.g. CTC)."""
         return None

@@ -235,3 +235,26 @@ def test_evaluate_files_needs_both_files_and_a_task_that_scores_files(toy_run, t
     assert "no such file" in capsys.readouterr().err
     assert cli.main([*base, "--src", str(src), "--ref", str(ref)]) == cli.EXIT_USAGE
     assert "cannot score files" in capsys.readouterr().err
+
+
+def test_a_task_s_callbacks_take_part_in_every_fit(tmp_path):
+    """`Task.callbacks()` reaches `fit` (e.g. sentiment's unfreezing of word vectors)."""
+    import keras
+
+    from shared.config import load_config
+    from shared.training import loop
+    from suites.toy.task import ToyTask
+
+    seen = []
+
+    class Recorder(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(epoch)
+
+    class ToyWithCallback(ToyTask):
+        def callbacks(self):
+            return [Recorder()]
+
+    config = load_config(TINY, overrides=[*FAST, "training.epochs=2"], task="toy")
+    loop.train(ToyWithCallback, config, tmp_path / "run")
+    assert seen == [0, 1]

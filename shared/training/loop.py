@@ -296,7 +296,8 @@ def train(
             f"resuming {run.run_dir} from epoch {start_epoch + 1}, step {start_step} "
             f"(backup {run.record.get('weights') or 'none: restarting'})"
         )
-    kit = _make_callbacks(config, run, start_epoch, start_step, steps_per_epoch, callbacks)
+    extra = [*task.callbacks(), *callbacks]
+    kit = _make_callbacks(config, run, start_epoch, start_step, steps_per_epoch, extra)
     phases = plan_phases(start_epoch, start_step, steps_per_epoch, t.epochs)
     history, stopped_early = _fit_phases(model, task, t, val_ds, kit, phases, steps_per_epoch)
 

@@ -21,7 +21,7 @@ from shared.data.pretrained_embedding import UnfreezeAfter
 from shared.data.tokenizer import SentencePieceTokenizer
 from shared.data.vectors import read_vectors
 from shared.data.word_vocab import embedding_matrix
-from shared.errors import ConfigError, UsageError
+from shared.errors import UsageError
 from shared.files import atomic_write_text
 from shared.metrics.classification import classification_report, plot_confusion_matrix
 from shared.task import Demo, Evaluation, Task
@@ -71,12 +71,6 @@ class SentimentTask(Task):
         """Trains SentencePiece or builds the word vocabulary; writes them and the label names."""
         d, m = self.config.data, self.config.model
         words.check_settings(d, m)
-        epochs = not isinstance(m.freeze_vectors, bool)
-        if epochs and m.uses_vectors and not hasattr(Task, "callbacks"):
-            raise ConfigError(
-                "model.freeze_vectors: N epochs needs a training loop that calls "
-                "Task.callbacks(); use true or false"
-            )
         labels, tokens = self.artifacts_dir / LABELS_ASSET, self._token_file
         if labels.exists() and tokens.exists():
             return
