@@ -30,10 +30,10 @@ configuration:
   directory, relative data_dir values inside a YAML file are relative to that file.
 
 run directory (default runs/<task>/<config file name>):
-  config.yaml, checkpoints/{best,last}.keras, backup/, logs/ (TensorBoard), history.csv,
-  metrics.json, eval/, exports/, artifacts/. Re-running `train` on an unfinished run with the same
-  config resumes it (also after kill -9); a different config or a finished run is an error
-  unless --overwrite.
+  config.yaml, checkpoints/{best,last,epoch-<E>,average}.keras, backup/, logs/ (TensorBoard),
+  history.csv, metrics.json, eval/<split>/, exports/, artifacts/. Re-running `train` on an
+  unfinished run with the same config resumes it (also after kill -9); a different config or a
+  finished run is an error unless --overwrite.
 
 distribution:
   runtime.strategy: default | one_device | mirrored | multi_worker | tpu. multi_worker takes the
