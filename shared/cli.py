@@ -9,6 +9,7 @@ Errors print one line (`lstm-suite: error: ...`); `--debug` shows the traceback 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -427,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.debug:
         quiet_tensorflow()
     configure_logging(quiet=args.quiet, debug=args.debug)
+    if args.quiet:
+        os.environ["TQDM_DISABLE"] = "1"  # no progress bars (data caching, vector files)
     try:
         return _dispatch(args)
     except KeyboardInterrupt:
