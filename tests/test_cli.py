@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ from shared import cli
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "toy" / "tiny.yaml"
 SCRIPT = Path(sys.executable).with_name("lstm-suite")
+# the console script as a user starts it: no TensorFlow log level inherited from the test run
+USER_ENV = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
 FAST = [
     "data.min_length=8",
     "data.max_length=8",
@@ -198,6 +201,7 @@ def test_an_error_is_one_line_without_tensorflow_logs(tmp_path):
         text=True,
         timeout=120,
         cwd=tmp_path,
+        env=USER_ENV,
     )
     assert result.returncode == cli.EXIT_USAGE
     assert result.stderr.count("\n") == 1, result.stderr
@@ -212,6 +216,7 @@ def test_console_script_demo(tmp_path):
         text=True,
         timeout=240,
         cwd=tmp_path,
+        env=USER_ENV,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stderr == "", result.stderr[-3000:]
