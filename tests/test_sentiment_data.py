@@ -24,6 +24,7 @@ from suites.sentiment.readers import (
     read_delimited,
     read_polarity_pair,
     read_sst2,
+    split_folds,
     split_seeded,
 )
 from suites.sentiment.text import normalize_texts
@@ -109,6 +110,69 @@ def test_split_seeded_is_stratified_disjoint_and_reproducible():
     assert other["validation"].texts != splits["validation"].texts
     with pytest.raises(ValueError, match="fractions"):
         split_seeded(data, {"validation": 0.6, "test": 0.5}, seed=0)
+
+
+def _fold_data(counts: list[int]) -> LabeledTexts:
+    labels = [c for c, n in enumerate(counts) for _ in range(n)]
+    return LabeledTexts(
+        [f"t{i}" for i in range(len(labels))], labels, ("a", "b", "c")[: len(counts)]
+    )
+
+
+@pytest.mark.parametrize(("counts", "folds"), [([47, 31, 25], 10), ([12, 3], 5), ([7, 7], 2)])
+def test_folds_cover_every_example_once_stratified(counts, folds):
+    data = _fold_data(counts)
+    tests = []
+    for fold in range(folds):
+        splits = split_folds(data, folds, fold, validation_fraction=0.1, seed=5)
+        parts = [splits[k].texts for k in ("train", "validation", "test")]
+        assert sorted(sum(parts, [])) == sorted(data.texts)  # disjoint, complete
+        for split in splits.values():
+            truth = {t: y for t, y in zip(data.texts, data.labels, strict=True)}
+            assert split.labels == [truth[t] for t in split.texts]
+        # the other folds' classes, 10% of each held out for validation (rounded)
+        rest = np.bincount(
+            splits["train"].labels + splits["validation"].labels, minlength=len(counts)
+        )
+        assert splits["validation"].class_counts() == [int(round(0.1 * n)) for n in rest]
+        tests.append(splits["test"])
+    seen = [t for split in tests for t in split.texts]
+    assert sorted(seen) == sorted(data.texts)  # each example in exactly one test fold
+    per_class = np.array([split.class_counts() for split in tests])  # [fold, class]
+    low, high = np.floor(np.array(counts) / folds), np.ceil(np.array(counts) / folds)
+    assert ((per_class >= low) & (per_class <= high)).all()  # stratified
+    sizes = per_class.sum(axis=1)
+    assert sizes.max() - sizes.min() <= 1
+    again = split_folds(data, folds, 0, 0.1, seed=5)
+    assert again["test"].texts == tests[0].texts
+    assert split_folds(data, folds, 0, 0.1, seed=6)["test"].texts != tests[0].texts
+    with pytest.raises(ValueError, match="fold must be in"):
+        split_folds(data, folds, folds, 0.1, seed=5)
+
+
+def test_configured_folds_from_rt_polarity_files(tmp_path):
+    write(tmp_path / "rt.pos", "".join(f"good {i}\n" for i in range(23)))
+    write(tmp_path / "rt.neg", "".join(f"bad {i}\n" for i in range(17)))
+    config = DataConfig(
+        format="rt_polarity",
+        data_dir=str(tmp_path),
+        positive_file="rt.pos",
+        negative_file="rt.neg",
+        validation_fraction=0.0,
+        cv_folds=4,
+    )
+    tests = []
+    for fold in range(4):
+        splits = read_splits(dataclasses.replace(config, cv_fold=fold), seed=0)
+        assert sorted(splits) == ["test", "train"]  # test_fraction is not used with folds
+        assert len(splits["train"]) + len(splits["test"]) == 40
+        assert not set(splits["train"].texts) & set(splits["test"].texts)
+        tests += splits["test"].texts
+    assert sorted(tests) == sorted(
+        [f"good {i}" for i in range(23)] + [f"bad {i}" for i in range(17)]
+    )
+    with pytest.raises(DataError, match=r"data\.cv_folds: 50 folds need at least"):
+        read_splits(dataclasses.replace(config, cv_folds=50), seed=0)
 
 
 # -- CSV / TSV ---------------------------------------------------------------------------------

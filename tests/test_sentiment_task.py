@@ -180,6 +180,15 @@ def test_every_config_loads_and_validates(path):
         ("data: {max_length: 0}", "data.max_length", "must be >= 1"),
         ("data: {extra_train: ['json:x']}", "data", "'json:x' must be '<format>:<path>'"),
         ("data: {validation_fraction: 0.6, test_fraction: 0.5}", "data", "must be < 1"),
+        ("data: {format: rt_polarity, cv_folds: -1}", r"data\.cv_folds", "must be >= 0"),
+        ("data: {format: rt_polarity, cv_folds: 1}", "data", r"data\.cv_folds: 1 fold"),
+        ("data: {cv_folds: 10}", "data", r"data\.cv_folds: needs format rt_polarity"),
+        (
+            "data: {format: rt_polarity, cv_folds: 10, cv_fold: 10}",
+            "data",
+            r"data\.cv_fold: must be < data\.cv_folds = 10, got 10",
+        ),
+        ("data: {format: rt_polarity, cv_fold: 3}", "data", r"data\.cv_fold: 3 needs"),
     ],
 )
 def test_bad_config_values_name_the_file_line_and_key(tmp_path, line, key, message):

@@ -66,6 +66,12 @@ class DataConfig:
     # rt_polarity: share of each class held out for test
     test_fraction: float = field(default=0.1, metadata=fraction())
     split_seed: int = 1234  # rt_polarity: seed of the split (fixed, independent of `seed`)
+    # rt_polarity: k-fold cross-validation instead of test_fraction: the snippets are dealt into
+    # this many seeded stratified folds (split_seed), fold `cv_fold` is the test split and
+    # validation_fraction of the other folds the validation split; 0: no folds (10 is the
+    # standard MR protocol; train each fold k = 0..cv_folds-1 in its own run directory)
+    cv_folds: int = field(default=0, metadata=at_least(0))
+    cv_fold: int = field(default=0, metadata=at_least(0))  # rt_polarity: the test fold (from 0)
     # decode lines that are not UTF-8 with this codec (e.g. cp1252 for Cornell's original MR)
     encoding_fallback: str | None = None
     text_column: str = "text"  # csv: header of the text column
@@ -107,8 +113,24 @@ class DataConfig:
                 "validation_fraction + test_fraction must be < 1, got "
                 f"{self.validation_fraction} + {self.test_fraction}"
             )
+        self._check_folds()
         for entry in self.extra_train:  # the format here; the path when it is read
             parse_format_entry(entry, EXTRA_FORMATS, None, "extra_train")
+
+    def _check_folds(self) -> None:
+        """`cv_folds` is 0 (off) or >= 2 with rt_polarity; `cv_fold` indexes the folds."""
+        if self.cv_folds == 1:
+            raise ConfigError("data.cv_folds: 1 fold leaves no training data; use 0 (off) or >= 2")
+        if self.cv_folds and self.format != "rt_polarity":
+            raise ConfigError(f"data.cv_folds: needs format rt_polarity, got {self.format!r}")
+        if self.cv_folds and self.cv_fold >= self.cv_folds:
+            raise ConfigError(
+                f"data.cv_fold: must be < data.cv_folds = {self.cv_folds}, got {self.cv_fold}"
+            )
+        if not self.cv_folds and self.cv_fold:
+            raise ConfigError(
+                f"data.cv_fold: {self.cv_fold} needs data.cv_folds >= 2 (0: no folds)"
+            )
 
 
 @dataclass

@@ -3,7 +3,8 @@
 Formats (`data.format`):
     sst2         `<label> <sentence>` lines: `train_file`, `validation_file`, `test_file`.
     rt_polarity  `positive_file` / `negative_file`, split with `split_seed` into train/validation/
-                 test by `validation_fraction` / `test_fraction` (stratified).
+                 test by `validation_fraction` / `test_fraction` (stratified); with `cv_folds`,
+                 fold `cv_fold` of the stratified folds is the test split instead.
     csv          CSV/TSV with a header (`text_column`, `label_column`): the three *_file keys.
     tfds         `tfds_name` with `tfds_train_split` / `tfds_validation_split` / `tfds_test_split`
                  (prepared data only, never downloaded; `data_dir` is the TFDS data directory).
@@ -85,6 +86,15 @@ def read_splits(config: DataConfig, seed: int) -> Splits:
             _path(config, "negative_file"),
             config.encoding_fallback,
         )
+        if config.cv_folds:
+            if len(pair) < config.cv_folds:
+                raise DataError(
+                    f"data.cv_folds: {config.cv_folds} folds need at least as many snippets, "
+                    f"got {len(pair)}"
+                )
+            return readers.split_folds(
+                pair, config.cv_folds, config.cv_fold, config.validation_fraction, config.split_seed
+            )
         fractions = {"validation": config.validation_fraction, "test": config.test_fraction}
         return readers.split_seeded(
             pair, {k: v for k, v in fractions.items() if v > 0}, config.split_seed

@@ -191,6 +191,49 @@ def split_seeded(
     return {name: data.subset(rng.permutation(ids).tolist()) for name, ids in parts.items()}
 
 
+def fold_numbers(labels: Sequence[int], folds: int, seed: int) -> np.ndarray:
+    """The cross-validation fold of each example: stratified, seeded, sizes within one.
+
+    Each class is shuffled with `seed` and dealt to the folds in turn, continuing where the
+    previous class stopped, so every fold holds floor or ceil of each class's count / `folds`.
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    fold = np.empty(len(labels), dtype=np.int64)
+    dealt = 0
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        fold[members] = (dealt + np.arange(len(members))) % folds
+        dealt += len(members)
+    return fold
+
+
+def split_folds(
+    data: LabeledTexts, folds: int, fold: int, validation_fraction: float, seed: int
+) -> dict[str, LabeledTexts]:
+    """Fold `fold` of `folds` as "test"; the other folds give "train" and "validation".
+
+    Args:
+        data: the examples.
+        folds: number of folds (`fold_numbers` with `seed`).
+        fold: the test fold, `0 <= fold < folds`.
+        validation_fraction: share of each class of the other folds held out for validation.
+        seed: seed of the folds and of the validation split.
+
+    Returns:
+        {"train", "validation" (if validation_fraction > 0), "test"}, disjoint; over the folds,
+        the test splits cover every example exactly once.
+    """
+    if not 0 <= fold < folds:
+        raise ValueError(f"fold must be in [0, {folds}), got {fold}")
+    numbers = fold_numbers(data.labels, folds, seed)
+    rng = np.random.default_rng(seed)
+    test = rng.permutation(np.flatnonzero(numbers == fold)).tolist()
+    rest = data.subset(np.flatnonzero(numbers != fold).tolist())
+    fractions = {"validation": validation_fraction} if validation_fraction > 0 else {}
+    return {**split_seeded(rest, fractions, seed), "test": data.subset(test)}
+
+
 def read_delimited(
     path: str | Path,
     text_column: str = "text",
