@@ -229,9 +229,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from shared.errors import UsageError
+
     args = parse_args(argv)
     quiet_tensorflow()
     configure()
+    try:
+        results = run_all(args)
+    except UsageError as err:  # a bad config value, data folder or --runs: one line
+        print(f"sentiment_cv: error: {err}", file=sys.stderr)
+        return 2
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def run_all(args: argparse.Namespace) -> dict[str, list[dict]]:
+    """Every fold of every variant; prints each variant's table when its folds are done."""
     results = {}
     for variant in args.variants:
         records = []
@@ -241,10 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             log.info("%s fold %d: lstm %.4f, cnn %.4f", variant, fold, done["lstm"], done["cnn"])
         results[variant] = records
         print("\n".join(report(variant, records, args.total)), flush=True)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
-    return 0
+    return results
 
 
 if __name__ == "__main__":

@@ -86,3 +86,12 @@ def test_fold_lists(bad):
     assert sentiment_cv.parse_folds("0,2,5-7", 10) == [0, 2, 5, 6, 7]
     with pytest.raises(SystemExit, match="--folds"):
         sentiment_cv.parse_folds(bad, 10)
+
+
+def test_missing_data_is_one_line_naming_the_key(tmp_path, capsys):
+    argv = ["--data-dir", str(tmp_path), "--folds", "0", "--quick", "--runs", str(tmp_path / "r")]
+    assert sentiment_cv.main(argv) == 2
+    assert re.fullmatch(
+        r"sentiment_cv: error: data\.positive_file: .*rt-polarity\.pos not found.*\n",
+        capsys.readouterr().err.splitlines(keepends=True)[-1],
+    )
