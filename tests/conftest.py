@@ -7,6 +7,7 @@ above the timeouts of the processes it starts); the others share `timeout` of py
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,13 @@ def real_data() -> Path:
 
 
 def pytest_collection_modifyitems(config, items):
-    """A `multiprocess` test without its own hard timeout is an error, not a test that may hang."""
+    """Files with more `slow` tests run first; a `multiprocess` test needs its own hard timeout.
+
+    `make test` hands whole files to parallel workers in collection order: starting the long
+    files first keeps one of them from running alone at the end.
+    """
+    slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[item.path])  # stable: the file order is kept otherwise
     missing = [
         item.nodeid
         for item in items
