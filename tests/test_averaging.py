@@ -8,6 +8,8 @@ import keras
 import numpy as np
 import pytest
 from launcher import CrashAtStep, SimulatedCrashError
+from toy_fast import FAST as TOY_FAST
+from toy_fast import TINY
 
 from shared import cli
 from shared.averaging import average_arrays, average_checkpoints
@@ -18,21 +20,7 @@ from shared.runs import load_checkpoint
 from shared.task import get_task
 from shared.training import loop
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "configs" / "toy" / "tiny.yaml"
-# Fixed-length toy sequences, 4 steps per epoch.
-FAST = [
-    "data.min_length=8",
-    "data.max_length=8",
-    "data.num_train=64",
-    "data.num_validation=16",
-    "data.num_test=16",
-    "training.global_batch_size=16",
-    "model.units=8",
-    "training.tensorboard=false",
-    "training.progress=none",
-    "training.backup_every_steps=null",
-]
+FAST = [*TOY_FAST, "training.backup_every_steps=null"]
 
 
 def config(*overrides: str):

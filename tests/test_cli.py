@@ -11,30 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from toy_fast import FAST as TOY_FAST
+from toy_fast import TINY, sets
 
 from shared import cli
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "configs" / "toy" / "tiny.yaml"
 SCRIPT = Path(sys.executable).with_name("lstm-suite")
 # the console script as a user starts it: no TensorFlow log level inherited from the test run
 USER_ENV = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-FAST = [
-    "data.min_length=8",
-    "data.max_length=8",
-    "data.num_train=64",
-    "data.num_validation=16",
-    "data.num_test=16",
-    "training.global_batch_size=16",
-    "model.units=8",
-    "training.tensorboard=false",
-    "training.epochs=1",
-    "training.progress=none",
-]
-
-
-def sets(*overrides: str) -> list[str]:
-    return [arg for o in overrides for arg in ("--set", o)]
+FAST = [*TOY_FAST, "training.epochs=1"]
 
 
 def train_args(run: Path, *overrides: str) -> list[str]:

@@ -15,6 +15,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from toy_fast import FAST as TOY_FAST
+from toy_fast import TINY
 
 from shared.config import RuntimeConfig, load_config
 from shared.task import get_task
@@ -24,17 +26,9 @@ from shared.training import strategy as st
 ToyTask = get_task("toy")
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "configs" / "toy" / "tiny.yaml"
 FAST = [
-    "data.min_length=8",
-    "data.max_length=8",
-    "data.num_train=64",
-    "data.num_validation=16",
-    "training.global_batch_size=16",
-    "model.units=8",
-    "training.tensorboard=false",
+    *TOY_FAST,
     "training.epochs=1",
-    "training.progress=none",
     "training.monitor=val_loss",
     "training.backup_every_steps=null",
     # Keras 3 clips per-replica gradients before summing them: no clipping in these tests
