@@ -235,7 +235,7 @@ def test_multi_worker_fit_still_needs_the_workaround():
 def test_multi_worker_trains_identical_weights_on_both_workers(tmp_path):
     run_dir = tmp_path / "run"
     argv = ["-m", "shared.cli", "train", "toy", "--config", str(TINY), "--run-dir", str(run_dir)]
-    for override in [*FAST, "runtime.strategy=multi_worker", "training.epochs=2"]:
+    for override in [*FAST, "runtime.strategy=multi_worker"]:
         argv += ["--set", override]
     results = run_workers(argv, cwd=REPO)
     for code, _, err in results:
@@ -248,7 +248,7 @@ def test_multi_worker_trains_identical_weights_on_both_workers(tmp_path):
         run_dir / "workers" / "1" / "history.csv"
     ).exists()
     # and the same as one device on the same global batch
-    single = load_config(TINY, overrides=[*FAST, "training.epochs=2"])
+    single = load_config(TINY, overrides=FAST)
     loop.train(ToyTask, single, tmp_path / "single")
     for a, b in zip(last_weights(tmp_path / "single"), chief, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
