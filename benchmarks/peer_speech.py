@@ -39,7 +39,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from shared.errors import DataError, UsageError  # noqa: E402
-from shared.log import configure, get_logger  # noqa: E402
+from shared.log import configure, get_logger, quiet_tensorflow  # noqa: E402
 
 log = get_logger(__name__)
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -160,6 +160,7 @@ def sphinx_recogniser(grammar_words: Sequence[str] | None = None) -> Callable[[n
 
 def export_recogniser(export: Path, batch: int = 16) -> Callable[[list[Path]], list[str]]:
     """Our SavedModel's `serving_default` over lists of clip paths, `batch` clips per call."""
+    quiet_tensorflow()
     import tensorflow as tf
 
     rate_file = export / "assets" / "sample_rate.txt"
