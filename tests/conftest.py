@@ -13,12 +13,6 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# Parallel test workers (pytest-xdist) share the cores: each worker, and every process it starts,
-# gets its share of TensorFlow's op threads instead of all of them (oversubscribed thread pools
-# spin and slow every worker down).
-_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-if _WORKERS > 1:
-    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 
 import tensorflow as tf  # noqa: E402
 
