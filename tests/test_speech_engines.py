@@ -179,14 +179,16 @@ def test_voice_speaks_the_word_at_the_requested_rate(voice, digit_recogniser):
 def test_speed_and_pitch_change_duration_and_f0(voice):
     _need(voice)
     text = "seven three nine"
-    # piper draws new noise on every call: two utterances per pitch steady its median F0
-    takes = 2 if voice.startswith("piper:") else 1
+    # piper draws new noise on every call: the median of five utterances per pitch steadies its
+    # F0 (one take's pitch track can land far off)
+    takes = 5 if voice.startswith("piper:") else 1
     slow, fast, *pitched = _speak_many(
         voice,
         [(text, 16000, {"speed": s}) for s in (0.8, 1.25)]
         + [(text, 16000, {"semitones": p}) for p in (0, 4) for _ in range(takes)],
     )
     assert slow.size / fast.size > 1.15, "speed 0.8 lasts longer than speed 1.25 (ideal 1.56)"
-    base = _median_f0(np.concatenate(pitched[:takes]), 16000)
-    up = _median_f0(np.concatenate(pitched[takes:]), 16000)
-    assert 2 < 12 * np.log2(up / base) < 6, "+4 semitones raises the median F0 by ~4"
+    base = np.median([_median_f0(wave, 16000) for wave in pitched[:takes]])
+    up = np.median([_median_f0(wave, 16000) for wave in pitched[takes:]])
+    # ~4 up: the band allows for pitch-tracking noise, not for a wrong sign or a double shift
+    assert 2 < 12 * np.log2(up / base) < 7, "+4 semitones raises the median F0 by ~4"
