@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import pytest
 from launcher import CrashAtStep, SimulatedCrashError
+from toy_fast import TINY, sets
 
 from shared.config import load_config
 from shared.errors import RunDirError
@@ -25,7 +26,6 @@ from shared.training.callbacks import read_backup
 ToyTask = get_task("toy")
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "configs" / "toy" / "tiny.yaml"
 # Fixed-length sequences (one traced shape), 8 steps per epoch, backups every 3 steps.
 FAST = [
     "data.min_length=8",
@@ -70,10 +70,6 @@ def run_cli(args: list[str], kill_at_step: int | None = None) -> subprocess.Comp
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
-def sets(*overrides: str) -> list[str]:
-    return [arg for o in overrides for arg in ("--set", o)]
 
 
 def weights(path: Path) -> list[np.ndarray]:
