@@ -35,6 +35,21 @@ def load_checkpoint(run_dir: str | Path, which: str = "best") -> Any:
     return keras.saving.load_model(path, compile=False)  # no optimizer state: exports stay small
 
 
+def read_history(run_dir: str | Path) -> dict[str, list[float]]:
+    """The run's `history.csv` as {metric: one value per epoch}, every attempt of a resumed run.
+
+    `loop.train` returns the history of its own call only; this is the whole run's, e.g. for a
+    plot after a resume.
+    """
+    path = Path(run_dir) / "history.csv"
+    if not path.exists():
+        raise UsageError(f"no {path}: train first (lstm-suite train ...)")
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    keys = [key for key in (rows[0] if rows else {}) if key != "epoch"]
+    return {key: [float(row[key]) for row in rows] for key in keys}
+
+
 def _task(task_cls: type, config: Any, run_dir: Path):
     from shared.training.loop import seed_everything
 

@@ -88,3 +88,41 @@ def mirrored_strategy(two_cpus):
     from shared.training.strategy import make_strategy
 
     return make_strategy(RuntimeConfig(strategy="mirrored", devices=two_cpus))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """`tiny_run(task, dest)`: a copy at `dest` of `configs/<task>/tiny.yaml` trained to the end.
+
+    The run is trained once per pytest invocation and shared by all xdist workers (a file lock
+    in the common base temp folder), so the notebooks and the task tests do not each retrain it.
+    Callers get their own copy: evaluating or exporting writes into the run directory.
+    """
+    import fcntl
+    import shutil
+
+    from shared.config import load_config
+    from shared.task import get_task
+    from shared.training import loop
+
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "tiny-runs"
+    root.mkdir(exist_ok=True)
+
+    def copy(task: str, dest: Path) -> Path:
+        run_dir, done = root / task, root / f"{task}.done"
+        with open(root / f"{task}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            if not done.exists():
+                shutil.rmtree(run_dir, ignore_errors=True)
+                config = load_config(
+                    REPO / "configs" / task / "tiny.yaml",
+                    overrides=["training.progress=none"],
+                    task=task,
+                )
+                loop.train(get_task(task), config, run_dir)
+                done.touch()
+        shutil.copytree(run_dir, dest)
+        return dest
+
+    return copy

@@ -1,4 +1,10 @@
-"""The notebooks run top to bottom (so they cannot rot) and are committed without outputs."""
+"""The notebooks run top to bottom (so they cannot rot) and are committed without outputs.
+
+A task notebook's first code cell is tagged `parameters` (the papermill convention) and chooses
+its `run_dir`. The test runs the notebook as written but on a copy of the tiny run the task tests
+also use (`tiny_run`, trained once per pytest run): `loop.train` then resumes a finished run and
+every later cell evaluates, plots and exports it, with the notebook's own checks.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+TRAINED_RUN = {"02_sentiment.ipynb": "sentiment", "03_translation.ipynb": "translation"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
@@ -25,8 +32,11 @@ def test_notebook_is_stripped(path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_notebook_runs(path, tmp_path):
+def test_notebook_runs(path, tmp_path, tiny_run):
     nb = nbformat.read(path, as_version=4)
+    if path.name in TRAINED_RUN:
+        run_dir = tiny_run(TRAINED_RUN[path.name], tmp_path / "run")
+        inject_after_parameters(nb, f"run_dir = Path({str(run_dir)!r})")
     env_backend = os.environ.get("MPLBACKEND")
     os.environ["MPLBACKEND"] = "Agg"
     try:
@@ -45,6 +55,13 @@ def test_notebook_runs(path, tmp_path):
             os.environ.pop("MPLBACKEND", None)
         else:
             os.environ["MPLBACKEND"] = env_backend
+
+
+def inject_after_parameters(nb, source: str) -> None:
+    """Inserts a code cell with `source` after the cell tagged `parameters` (there must be one)."""
+    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "a task notebook needs exactly one cell tagged 'parameters'"
+    nb.cells.insert(tagged[0] + 1, nbformat.v4.new_code_cell(source))
 
 
 def _kernel_manager_for(python: str):

@@ -22,7 +22,6 @@ from shared import runs, serving
 from shared.config import load_config
 from shared.errors import ConfigError, DataError
 from shared.task import get_task
-from shared.training import loop
 from suites.sentiment.readers import make_negation_examples
 from suites.sentiment.text import normalize_texts
 
@@ -46,22 +45,19 @@ def test_negation_set_needs_word_order():
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("sentiment") / "run"
-    config = load_config(TINY, overrides=["training.progress=none"])
-    task_cls = get_task("sentiment")
-    loop.train(task_cls, config, run_dir)
-    return task_cls, config, run_dir
+def trained(tmp_path_factory, tiny_run):
+    run_dir = tiny_run("sentiment", tmp_path_factory.mktemp("sentiment") / "run")
+    return get_task("sentiment"), load_config(run_dir / "config.yaml"), run_dir
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tiny_run):
-    return runs.load_checkpoint(tiny_run[2])
+def checkpoint(trained):
+    return runs.load_checkpoint(trained[2])
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_run):
-    task_cls, config, run_dir = tiny_run
+def exported(trained):
+    task_cls, config, run_dir = trained
     return runs.export(task_cls, config, run_dir, run_dir / "exports" / "tiny")
 
 
@@ -83,8 +79,8 @@ def reference_probabilities(run_dir, config, model, texts):
 
 
 @pytest.mark.slow
-def test_tiny_config_beats_chance_and_writes_the_evaluation(tiny_run, checkpoint):
-    task_cls, config, run_dir = tiny_run
+def test_tiny_config_beats_chance_and_writes_the_evaluation(trained, checkpoint):
+    task_cls, config, run_dir = trained
     results = runs.evaluate(task_cls, config, run_dir, splits=("test",))["test"]
     assert results["accuracy"] > 0.8, results  # chance (and bag of words) = 0.5
     folder = run_dir / "eval" / "test"
@@ -121,8 +117,8 @@ RAW = [
 ]
 
 
-def test_export_answers_what_the_checkpoint_predicts(tiny_run, checkpoint, exported, serve):
-    _, config, run_dir = tiny_run
+def test_export_answers_what_the_checkpoint_predicts(trained, checkpoint, exported, serve):
+    _, config, run_dir = trained
     expected = reference_probabilities(run_dir, config, checkpoint, RAW)
     spec = serve.structured_input_signature[1]["text"]
     assert spec.dtype == tf.string and spec.shape.as_list() == [None]
@@ -135,8 +131,8 @@ def test_export_answers_what_the_checkpoint_predicts(tiny_run, checkpoint, expor
     np.testing.assert_allclose(one, expected[:1], rtol=1e-5, atol=1e-6)
 
 
-def test_export_hostile_input(tiny_run, checkpoint, serve):
-    _, config, run_dir = tiny_run
+def test_export_hostile_input(trained, checkpoint, serve):
+    _, config, run_dir = trained
     empty = serve(text=tf.constant([], tf.string))
     assert empty["probabilities"].shape == (0, 2) and empty["label"].shape == (0,)
     # An empty or blank string is an all-padding row: the checkpoint's answer to ids [[0]].
@@ -150,8 +146,8 @@ def test_export_hostile_input(tiny_run, checkpoint, serve):
     np.testing.assert_allclose(broken.numpy(), replaced.numpy(), rtol=1e-6)
 
 
-def test_predict_prints_label_and_probability_of_the_checkpoint(tiny_run, checkpoint, exported):
-    task_cls, config, run_dir = tiny_run
+def test_predict_prints_label_and_probability_of_the_checkpoint(trained, checkpoint, exported):
+    task_cls, config, run_dir = trained
     texts = ["good and not bad", "", "the story was dull and not clever"]
     expected = reference_probabilities(run_dir, config, checkpoint, texts)
     result = serving.predict(task_cls, exported, texts, batch_size=2)

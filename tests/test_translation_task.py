@@ -1,6 +1,6 @@
 """The translation task end to end through the CLI on the tiny generated config, plus data paths.
 
-One training run and one export (module fixtures, ~30 s on an idle core) are shared by the
+The tiny run trained once per pytest run (`tiny_run`, conftest.py) and one export are shared by the
 end-to-end checks: the toy language is learnt to near-perfect exact match, beam 1 equals greedy,
 beam 3 scores at least as high as greedy, the export answers raw strings exactly like the Keras
 decoders, and hostile inputs (an empty batch, empty strings) get empty answers.
@@ -33,9 +33,8 @@ TINY = Path(__file__).resolve().parents[1] / "configs" / "translation" / "tiny.y
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("translation") / "run"
-    assert cli.main(["train", "translation", "--config", str(TINY), "--run-dir", str(run_dir)]) == 0
+def trained(tmp_path_factory, tiny_run):
+    run_dir = tiny_run("translation", tmp_path_factory.mktemp("translation") / "run")
     config = load_config(run_dir / "config.yaml", task="translation")
     task = TranslationTask(config, run_dir)
     model = load_checkpoint(run_dir, "best")

@@ -88,6 +88,12 @@ def trained(run_dir: Path) -> bool:
     return False
 
 
+def finished(run_dir: str | Path) -> bool:
+    """True when `run_dir` holds a run that trained to its end (train would refuse it)."""
+    record = cbs.read_backup(Path(run_dir) / "backup")
+    return bool(record and record.get("finished"))
+
+
 def _clear(work_dir: Path, is_chief: bool) -> None:
     """Deletes the contents of `work_dir` (the chief keeps the other workers' `workers/`)."""
     for child in work_dir.iterdir():
@@ -145,7 +151,7 @@ def prepare_run_dir(
             "choose another --run-dir"
         )
     record = cbs.read_backup(work_dir / "backup")
-    if record and record.get("finished"):
+    if finished(work_dir):
         raise RunDirError(
             f"{run_dir} already holds a finished run; use --overwrite to train "
             "again or choose another --run-dir"
