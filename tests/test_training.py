@@ -212,7 +212,7 @@ def test_outputs_of_a_run(whole_run):
     assert [r["epoch"] for r in rows] == ["0", "1", "2"]
     np.testing.assert_allclose([float(r["loss"]) for r in rows], result.history["loss"], rtol=1e-6)
     assert list((run / "logs" / "train").glob("events.out.tfevents.*"))
-    assert read_backup(run / "backup")["finished"] is True
+    assert read_backup(run / "backup")["finished"] is True and loop.finished(run)
     assert not list(run.rglob("*.tmp*")), "temporary files left behind"
 
     # best.keras is the epoch with the highest val_loss (monitor_mode max): re-evaluating it
@@ -425,11 +425,20 @@ def test_crash_then_resume_matches_uninterrupted_run(
     assert saved["early_stopping"]["wait"] == 1  # epoch 2 did not beat epoch 1
     assert saved["checkpoints"]["best"] == pytest.approx(whole.history["val_loss"][0])
 
+    assert not loop.finished(broken)
     resumed = loop.train(FlatToy, config, broken)
     assert (resumed.initial_epoch, resumed.initial_step) == resume_from
     # early stopping's patience counter survived: the run stops where the whole one did
     assert resumed.stopped_early and resumed.epochs_completed == whole.epochs_completed == 3
     assert resumed.history["val_loss"] == whole.history["val_loss"][2:]
+    # the run's history.csv holds every epoch: the crashed attempt's and the resumed one's
+    from shared.runs import read_history
+
+    # (a mid-epoch resume's training metrics average the resumed steps only: compare val_*)
+    got, want = read_history(broken), read_history(whole_dir)
+    assert sorted(got) == sorted(want) and len(got["loss"]) == 3
+    for key in ("val_loss", "val_accuracy"):
+        assert got[key] == pytest.approx(want[key], rel=1e-6)
     # best.keras (epoch 1) survived: a resumed run without the best value would overwrite it
     assert_same_checkpoints(whole_dir, broken)
     best, last = (weights(broken / "checkpoints" / n) for n in ("best.keras", "last.keras"))
