@@ -17,7 +17,11 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
-TRAINED_RUN = {"02_sentiment.ipynb": "sentiment", "03_translation.ipynb": "translation"}
+TRAINED_RUN = {
+    "02_sentiment.ipynb": "sentiment",
+    "03_translation.ipynb": "translation",
+    "04_speech.ipynb": "speech",
+}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])

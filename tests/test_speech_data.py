@@ -308,7 +308,10 @@ REPO = Path(__file__).resolve().parents[1]
         ("model.dropout=1.0", r"model.dropout: must be in \[0, 1\)"),
         ("model.test_warps=[0.9, 3.0]", r"model.test_warps\[1\]: must be in \[0.5, 2.0\]"),
         ("model.vtlp_min=1.2", "model.vtlp_min/vtlp_max: need min <= max"),
-        ("model.export_lexicon=true", "model.export_lexicon needs a non-empty model.lexicon"),
+        (
+            ("model.lexicon=[]", "model.export_lexicon=true"),
+            "model.export_lexicon needs a non-empty model.lexicon",
+        ),
         ("data.synth_styles_per_text=-1", "data.synth_styles_per_text: must be >= 0"),
         ("data.speed_perturb=[0.9, 3.0]", r"data.speed_perturb\[1\]: must be in \[0.5, 2.0\]"),
         ("data.features.win_length=999", "features.win_length must be <= n_fft"),
@@ -318,7 +321,8 @@ REPO = Path(__file__).resolve().parents[1]
 )
 def test_config_values_out_of_range_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
-        load_config(REPO / "configs/speech/tiny.yaml", overrides=[override])
+        overrides = [override] if isinstance(override, str) else list(override)
+        load_config(REPO / "configs/speech/tiny.yaml", overrides=overrides)
 
 
 def test_missing_corpus_raises_data_error_naming_the_folder(tmp_path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,6 @@ import tensorflow as tf
 from shared import runs, serving
 from shared.config import load_config
 from shared.errors import DataError
-from shared.training import loop
 from suites.speech import transcribe
 from suites.speech.audio import load_audio, resample
 from suites.speech.decoding import ctc_decode, lexicon_decode, sparse_to_lists
@@ -28,21 +26,11 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("speech_tiny")
-    # Per-utterance mean/variance normalisation and VTLP on: the export round trip covers them.
-    overrides = [
-        "training.progress=none",
-        "model.lexicon=['yes', 'no', up, down]",
-        "model.utterance_norm=true",
-        "model.utterance_var_norm=true",
-        "model.vtlp=true",
-    ]
-    cfg = load_config(REPO / "configs/speech/tiny.yaml", overrides=overrides)
-    start = time.perf_counter()
-    loop.train(SpeechTask, cfg, run_dir)
-    print(f"tiny speech training: {time.perf_counter() - start:.1f} s")
-    task = SpeechTask(cfg, run_dir)
+def trained(tmp_path_factory, tiny_run):
+    # tiny.yaml has per-utterance mean/variance normalisation, VTLP and a lexicon on: the export
+    # round trip covers them.
+    run_dir = tiny_run("speech", tmp_path_factory.mktemp("speech_tiny") / "run")
+    task = SpeechTask(load_config(run_dir / "config.yaml"), run_dir)
     task.prepare()
     return task, runs.load_checkpoint(run_dir)
 
