@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-# Test files run in parallel on up to 4 cores, one whole file per worker (module fixtures are
-# built once); `make test PYTEST_WORKERS=` runs them all in one process.
+# Test files run in parallel (one worker per CPU plus one, at most 4: tests/conftest.py), a whole
+# file per worker (module fixtures are built once); `make test PYTEST_WORKERS=` runs them all in
+# one process.
 PYTEST_WORKERS ?= -n auto --maxprocesses 4 --dist loadfile
 
 .PHONY: setup demo test lint bench lab clean

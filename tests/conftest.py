@@ -45,6 +45,15 @@ def real_data() -> Path:
     return path
 
 
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto` starts one worker more than there are CPUs (at most 4).
+
+    Several tests wait on subprocesses, kernels or the tiny-run lock; with 2 CPUs a third
+    worker uses that time (RESULTS.md, "Test suite").
+    """
+    return min(4, (os.cpu_count() or 1) + 1)
+
+
 def pytest_collection_modifyitems(config, items):
     """Files with more `slow` tests run first; a `multiprocess` test needs its own hard timeout.
 
