@@ -354,3 +354,14 @@ def test_narrow_beam_equals_reference_beam_search(k, alpha):
         got = list(ids.numpy()[row])
         assert got[: len(expected)] == expected and not any(got[len(expected) :])
         assert scores.numpy()[row] == pytest.approx(expected_score, rel=1e-4, abs=1e-4)
+
+
+def test_search_stops_once_no_live_beam_can_win():
+    """Unpenalised, after 3 steps the 2 beams hold "eos" (log p -1.43, finished) and "a b a" or
+    "a b b" (-1.67, live): no extension can beat "eos", so the loop ends there instead of at the
+    limit of 6 tokens (what it returns is the full search's answer, checked above)."""
+    model = MarkovModel(_hand_made_log_probs())
+    ids, scores = beam_search(model, MARKOV_SOURCE, 2, 0.0, 1.0, 2)
+    assert ids.shape[1] == 3
+    assert ids.numpy()[:, 0].tolist() == [EOS_ID, EOS_ID] and not ids.numpy()[:, 1:].any()
+    assert scores.numpy() == pytest.approx([math.log(0.239)] * 2, rel=1e-5)

@@ -7,7 +7,9 @@ most `ceil(max_length_ratio * n) + max_length_offset` tokens; its last allowed t
 
 Beam search follows GNMT (Wu et al. 2016): hypotheses are ranked by `log p / lp(length)` with
 `lp(n) = ((5 + n) / 6) ** length_penalty` (0 disables it); finished hypotheses stay in the beam,
-extended by padding at no cost, and the loop ends when every beam of every sentence has finished.
+extended by padding at no cost, and the loop ends when no sentence's answer can change any more
+(`_settled`: no live beam can overtake its best finished one), which returns exactly what running
+until every beam has finished would.
 """
 
 from __future__ import annotations
@@ -101,6 +103,26 @@ def greedy_decode(
 
 def _length_penalty(length: tf.Tensor, alpha: float) -> tf.Tensor:
     return tf.pow((5.0 + tf.cast(length, tf.float32)) / 6.0, alpha)
+
+
+def _settled(scores, finished, lengths, limits, length_penalty: float) -> tf.Tensor:
+    """[B] rows whose answer can no longer change: no live beam can overtake the best finished one.
+
+    A live beam's log-probability only falls as it grows, and its penalty lp(n) grows with n up
+    to the row's limit, so no extension can rank above `score / lp(limit)`. Once the best finished
+    rank reaches that bound for every live beam, further steps cannot displace it from the beam or
+    beat it at the end: stopping there returns what the full search returns.
+
+    Args:
+        scores, finished, lengths: [B, k] of the beams.
+        limits: [B, k] each beam's output limit (its sentence's).
+    """
+    ranks = scores / _length_penalty(lengths, length_penalty)
+    best_finished = tf.reduce_max(tf.where(finished, ranks, -np.inf), axis=1)
+    bound = tf.reduce_max(
+        tf.where(finished, -np.inf, scores / _length_penalty(limits, length_penalty)), axis=1
+    )
+    return best_finished >= bound
 
 
 def _restricted_top(log_probs, finished, at_limit, width):
@@ -213,8 +235,13 @@ def beam_search(
         tf.zeros([batch, k], tf.bool),
         tf.zeros([batch, k], tf.int32),
     )
-    _, _, _, sequences, scores, _, lengths = tf.while_loop(
-        lambda t, p, s, q, sc, finished, ln: (t < tf.reduce_max(limits)) & ~tf.reduce_all(finished),
+
+    def searching(t, previous, states, sequences, scores, finished, lengths):
+        settled = _settled(scores, finished, lengths, limits, length_penalty)
+        return (t < tf.reduce_max(limits)) & ~tf.reduce_all(settled)
+
+    _, _, _, sequences, scores, finished, lengths = tf.while_loop(
+        searching,
         body,
         start,
         shape_invariants=(
@@ -227,9 +254,10 @@ def beam_search(
             tf.TensorShape([None, k]),
         ),
     )
-    best = tf.argmax(
-        scores / _length_penalty(lengths, length_penalty), axis=1, output_type=tf.int32
-    )
+    ranks = scores / _length_penalty(lengths, length_penalty)
+    # a search that settled early may hold live beams: they rank no higher than the best finished
+    ranks = tf.where(finished | ~tf.reduce_any(finished, axis=1, keepdims=True), ranks, NEG)
+    best = tf.argmax(ranks, axis=1, output_type=tf.int32)
     return tf.gather(sequences, best, batch_dims=1), tf.gather(scores, best, batch_dims=1)
 
 
