@@ -7,12 +7,20 @@ above the timeouts of the processes it starts); the others share `timeout` of py
 from __future__ import annotations
 
 import os
+import tempfile
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # librosa's numba functions are cached on disk (cache=True); workers that compile the same
+    # gufunc at once can write mismatched cache files and crash with a segfault (numba#10128).
+    # Each worker id has its own cache folder, kept for the next run (no two writers at once).
+    os.environ["NUMBA_CACHE_DIR"] = str(
+        Path(tempfile.gettempdir()) / "lstm-suite-numba" / os.environ["PYTEST_XDIST_WORKER"]
+    )
 
 import tensorflow as tf  # noqa: E402
 
