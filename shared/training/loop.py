@@ -151,7 +151,7 @@ def prepare_run_dir(
             "choose another --run-dir"
         )
     record = cbs.read_backup(work_dir / "backup")
-    if finished(work_dir):
+    if record and record.get("finished"):
         raise RunDirError(
             f"{run_dir} already holds a finished run; use --overwrite to train "
             "again or choose another --run-dir"
