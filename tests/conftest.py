@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+NUMBA_CACHES = Path(tempfile.gettempdir()) / "lstm-suite-numba"
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # librosa's numba functions are cached on disk (cache=True); workers that compile the same
     # gufunc at once can write mismatched cache files and crash with a segfault (numba#10128).
-    # Each worker id has its own cache folder, kept for the next run (no two writers at once).
-    os.environ["NUMBA_CACHE_DIR"] = str(
-        Path(tempfile.gettempdir()) / "lstm-suite-numba" / os.environ["PYTEST_XDIST_WORKER"]
-    )
+    # Each worker id has its own cache folder, kept for the next run (no two writers at once),
+    # and starts as a copy of one compiled once for all (`_warm_numba_cache`).
+    os.environ["NUMBA_CACHE_DIR"] = str(NUMBA_CACHES / os.environ["PYTEST_XDIST_WORKER"])
 
 import tensorflow as tf  # noqa: E402
 
@@ -79,6 +79,53 @@ def pytest_collection_modifyitems(config, items):
         raise pytest.UsageError(
             "multiprocess tests need @pytest.mark.timeout(seconds): " + ", ".join(missing)
         )
+
+
+_numba_warm = False
+
+
+def _warm_numba_cache() -> None:
+    """Gives this worker's empty numba cache a copy of librosa's functions compiled once.
+
+    The first worker to get here compiles them in a subprocess (tests/numba_warmup.py) into a
+    shared seed folder while the others wait on a lock; a failure only means each worker
+    compiles for itself, as it would without the seed.
+    """
+    import fcntl
+    import shutil
+    import subprocess
+    import sys
+    import warnings
+
+    own, seed = Path(os.environ["NUMBA_CACHE_DIR"]), NUMBA_CACHES / "seed"
+    if own.exists():
+        return
+    NUMBA_CACHES.mkdir(parents=True, exist_ok=True)
+    with open(NUMBA_CACHES / "seed.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (seed / ".complete").exists():
+            shutil.rmtree(seed, ignore_errors=True)
+            done = subprocess.run(
+                [sys.executable, str(REPO / "tests" / "numba_warmup.py")],
+                env={**os.environ, "NUMBA_CACHE_DIR": str(seed)},
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            if done.returncode != 0:
+                warnings.warn(f"numba warm-up failed: {done.stderr[-500:]}", stacklevel=1)
+                return
+            (seed / ".complete").touch()
+        shutil.copytree(seed, own)
+
+
+def pytest_runtest_setup(item):
+    """Before a worker's first speech test, seeds its numba cache (`_warm_numba_cache`)."""
+    global _numba_warm
+    if _numba_warm or not os.environ.get("PYTEST_XDIST_WORKER") or "speech" not in item.nodeid:
+        return
+    _numba_warm = True
+    _warm_numba_cache()
 
 
 @pytest.fixture
