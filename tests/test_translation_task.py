@@ -108,6 +108,13 @@ def test_beam_search_against_greedy_on_trained_model(trained):
     np.testing.assert_allclose(
         beam_scores, sequence_log_prob(model, source, beam_ids), rtol=1e-4, atol=1e-4
     )
+    # sentences leave the batch as they settle: each row's answer is the one it gets alone
+    for row in range(0, 48, 4):
+        alone_ids, alone_score = beam_search(model, source[row : row + 1], 3, 0.0, 1.5, 4)
+        width = alone_ids.shape[1]
+        np.testing.assert_array_equal(beam_ids[row, :width], alone_ids[0])
+        assert not np.any(beam_ids[row, width:])
+        assert float(beam_scores[row]) == pytest.approx(float(alone_score[0]), abs=1e-4)
 
 
 @pytest.mark.slow

@@ -9,7 +9,8 @@ Beam search follows GNMT (Wu et al. 2016): hypotheses are ranked by `log p / lp(
 `lp(n) = ((5 + n) / 6) ** length_penalty` (0 disables it); finished hypotheses stay in the beam,
 extended by padding at no cost, and the loop ends when no sentence's answer can change any more
 (`_settled`: no live beam can overtake its best finished one), which returns exactly what running
-until every beam has finished would.
+until every beam has finished would. Each sentence leaves the batch once settled, so the decoder
+only runs the beams of sentences still searching.
 """
 
 from __future__ import annotations
@@ -183,6 +184,20 @@ def _select(values, tokens, scores, finished, lengths, sequences, length_penalty
     return beam, token, scores, finished, lengths, sequences
 
 
+def _best(sequences, scores, finished, lengths, length_penalty: float):
+    """Each row's answer: its best-ranked finished beam (its best live one if none finished).
+
+    A row that settled early may hold live beams: they rank no higher than the best finished.
+
+    Returns:
+        (ids [B, t], log-probability [B]) of the chosen beam.
+    """
+    ranks = scores / _length_penalty(lengths, length_penalty)
+    ranks = tf.where(finished | ~tf.reduce_any(finished, axis=1, keepdims=True), ranks, NEG)
+    best = tf.argmax(ranks, axis=1, output_type=tf.int32)
+    return tf.gather(sequences, best, batch_dims=1), tf.gather(scores, best, batch_dims=1)
+
+
 def beam_search(
     model,
     source: tf.Tensor,
@@ -193,6 +208,10 @@ def beam_search(
 ):
     """Beam search.
 
+    A sentence leaves the batch as soon as its answer is settled: its best hypothesis is written
+    to the output and the decoder no longer runs its beams, so a batch costs what its sentences
+    need rather than what its longest one needs.
+
     Returns:
         (ids [B, L] int32 of the best hypothesis, its log-probability [B]).
     """
@@ -202,63 +221,104 @@ def beam_search(
     k = beam_size
     batch = tf.shape(source)[0]
     memory, keys, mask, states = model.encode(source, training=False)
-    memory, keys, mask = (tf.repeat(x, k, axis=0) for x in (memory, keys, mask))
+    context = [tf.repeat(x, k, axis=0) for x in (memory, keys, mask)]
     states = [tf.repeat(s, k, axis=0) for s in states]
     limits = tf.repeat(max_lengths(source, max_length_ratio, max_length_offset)[:, None], k, 1)
+    longest = tf.maximum(tf.reduce_max(limits), 0)  # an empty batch has no limit at all
     first = tf.concat([tf.zeros([1]), tf.fill([k - 1], NEG)], axis=0)  # only beam 0 is live
 
-    def body(t, previous, states, sequences, scores, finished, lengths):
-        logits, states, _ = model.decode_step(previous, states, memory, keys, mask)
-        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))  # [B * k, V]
+    def retire(done, rows, beams, out_ids, out_scores):
+        """Writes the answers of the `done` [A] rows (batch positions `rows`) to the outputs."""
+        ids, scores = _best(*beams, length_penalty)
+        ids = tf.pad(ids, [[0, 0], [0, longest - tf.shape(ids)[1]]])
+        at = tf.boolean_mask(rows, done)[:, None]
+        out_ids = tf.tensor_scatter_nd_update(out_ids, at, tf.boolean_mask(ids, done))
+        out_scores = tf.tensor_scatter_nd_update(out_scores, at, tf.boolean_mask(scores, done))
+        return out_ids, out_scores
+
+    def body(t, previous, states, context, limits, rows, beams, out_ids, out_scores):
+        sequences, scores, finished, lengths = beams
+        active = tf.shape(rows)[0]
+        logits, states, _ = model.decode_step(previous, states, *context)
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))  # [A * k, V]
         width = tf.minimum(k, tf.shape(log_probs)[-1])
         at_limit = tf.reshape(t >= limits - 1, [-1])
         values, tokens = _restricted_top(log_probs, tf.reshape(finished, [-1]), at_limit, width)
         beam, token, scores, finished, lengths, sequences = _select(
-            tf.reshape(values, [batch, k, width]),
-            tf.reshape(tokens, [batch, k, width]),
+            tf.reshape(values, [active, k, width]),
+            tf.reshape(tokens, [active, k, width]),
             scores,
             finished,
             lengths,
             sequences,
             length_penalty,
         )
-        rows = tf.reshape(beam + k * tf.range(batch)[:, None], [-1])
-        states = [tf.gather(s, rows) for s in states]
-        return t + 1, tf.reshape(token, [-1]), states, sequences, scores, finished, lengths
+        beam_rows = tf.reshape(beam + k * tf.range(active)[:, None], [-1])
+        states = [tf.gather(s, beam_rows) for s in states]
+        previous = tf.reshape(token, [-1])
+        beams = (sequences, scores, finished, lengths)
+        done = _settled(scores, finished, lengths, limits, length_penalty)
+
+        def leave():
+            ids, best = retire(done, rows, beams, out_ids, out_scores)
+            keep = ~done
+            keep_rows = tf.reshape(tf.repeat(keep[:, None], k, axis=1), [-1])
+            return (
+                tf.boolean_mask(previous, keep_rows),
+                [tf.boolean_mask(s, keep_rows) for s in states],
+                [tf.boolean_mask(x, keep_rows) for x in context],
+                tf.boolean_mask(limits, keep),
+                tf.boolean_mask(rows, keep),
+                tuple(tf.boolean_mask(x, keep) for x in beams),
+                ids,
+                best,
+            )
+
+        def stay():
+            return previous, states, context, limits, rows, beams, out_ids, out_scores
+
+        return (t + 1, *tf.cond(tf.reduce_any(done), leave, stay))
 
     start = (
         tf.constant(0),
         tf.fill([batch * k], BOS_ID),
         states,
-        tf.zeros([batch, k, 0], tf.int32),
-        tf.tile(first[None], [batch, 1]),
-        tf.zeros([batch, k], tf.bool),
-        tf.zeros([batch, k], tf.int32),
+        context,
+        limits,
+        tf.range(batch),
+        (
+            tf.zeros([batch, k, 0], tf.int32),
+            tf.tile(first[None], [batch, 1]),
+            tf.zeros([batch, k], tf.bool),
+            tf.zeros([batch, k], tf.int32),
+        ),
+        tf.zeros([batch, longest], tf.int32),
+        tf.zeros([batch], tf.float32),
     )
-
-    def searching(t, previous, states, sequences, scores, finished, lengths):
-        settled = _settled(scores, finished, lengths, limits, length_penalty)
-        return (t < tf.reduce_max(limits)) & ~tf.reduce_all(settled)
-
-    _, _, _, sequences, scores, finished, lengths = tf.while_loop(
-        searching,
+    t, _, _, _, _, rows, beams, out_ids, out_scores = tf.while_loop(
+        lambda t, previous, states, context, limits, rows, *_: (t < longest) & (tf.size(rows) > 0),
         body,
         start,
         shape_invariants=(
             tf.TensorShape([]),
             tf.TensorShape([None]),
-            [tf.TensorShape(s.shape) for s in states],
-            tf.TensorShape([None, k, None]),
+            [tf.TensorShape([None, *s.shape[1:]]) for s in states],
+            [tf.TensorShape([None, *x.shape[1:]]) for x in context],
             tf.TensorShape([None, k]),
-            tf.TensorShape([None, k]),
-            tf.TensorShape([None, k]),
+            tf.TensorShape([None]),
+            (
+                tf.TensorShape([None, k, None]),
+                tf.TensorShape([None, k]),
+                tf.TensorShape([None, k]),
+                tf.TensorShape([None, k]),
+            ),
+            tf.TensorShape([None, None]),
+            tf.TensorShape([None]),
         ),
     )
-    ranks = scores / _length_penalty(lengths, length_penalty)
-    # a search that settled early may hold live beams: they rank no higher than the best finished
-    ranks = tf.where(finished | ~tf.reduce_any(finished, axis=1, keepdims=True), ranks, NEG)
-    best = tf.argmax(ranks, axis=1, output_type=tf.int32)
-    return tf.gather(sequences, best, batch_dims=1), tf.gather(scores, best, batch_dims=1)
+    # rows still searching when the loop ran out of steps (only limits <= 0 leave any)
+    out_ids, out_scores = retire(tf.ones_like(rows, tf.bool), rows, beams, out_ids, out_scores)
+    return out_ids[:, :t], out_scores
 
 
 def sequence_log_prob(model, source: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
