@@ -260,7 +260,7 @@ def beam_search(
         done = _settled(scores, finished, lengths, limits, length_penalty)
 
         def leave():
-            ids, best = retire(done, rows, beams, out_ids, out_scores)
+            answered_ids, answered_scores = retire(done, rows, beams, out_ids, out_scores)
             keep = ~done
             keep_rows = tf.reshape(tf.repeat(keep[:, None], k, axis=1), [-1])
             return (
@@ -270,8 +270,8 @@ def beam_search(
                 tf.boolean_mask(limits, keep),
                 tf.boolean_mask(rows, keep),
                 tuple(tf.boolean_mask(x, keep) for x in beams),
-                ids,
-                best,
+                answered_ids,
+                answered_scores,
             )
 
         def stay():
