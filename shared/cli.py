@@ -89,6 +89,19 @@ def _checkpoint_arg(parser: argparse.ArgumentParser, verb: str) -> None:
     )
 
 
+def _with_run_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--with-run",
+        dest="with_runs",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="combine with this run of the same task (repeatable): an ensemble, where the "
+        "task supports one; each run keeps its own inputs and checkpoint",
+    )
+
+
 def _export_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--export",
@@ -200,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ref", type=Path, metavar="FILE", help="... against these references")
     p.add_argument("--name", help="folder under eval/ for --src/--ref (default: --ref's name)")
     _checkpoint_arg(p, "load")
+    _with_run_arg(p)
 
     p = sub.add_parser(
         "export", parents=[_common()], formatter_class=fmt, help="write a SavedModel on raw inputs"
@@ -212,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="export directory (default: <run dir>/exports/<UTC time>)",
     )
     _checkpoint_arg(p, "export")
+    _with_run_arg(p)
 
     p = sub.add_parser(
         "average",
@@ -398,16 +413,22 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "evaluate" and (args.src or args.ref):
         if not (args.src and args.ref):
             raise UsageError("--src and --ref go together")
+        if args.with_runs:
+            raise UsageError("--with-run scores splits, not --src/--ref files")
         results = runs.evaluate_files(
             task_cls, config, run_dir, args.src, args.ref, args.name, args.checkpoint
         )
         print(json.dumps(results, indent=2, sort_keys=True))
     elif args.command == "evaluate":
         splits = tuple(args.split or ("validation", "test"))
-        results = runs.evaluate(task_cls, config, run_dir, splits, args.checkpoint)
+        results = runs.evaluate(
+            task_cls, config, run_dir, splits, args.checkpoint, tuple(args.with_runs)
+        )
         print(json.dumps(results, indent=2, sort_keys=True))
     elif args.command == "export":
-        print(runs.export(task_cls, config, run_dir, args.out, args.checkpoint))
+        print(
+            runs.export(task_cls, config, run_dir, args.out, args.checkpoint, tuple(args.with_runs))
+        )
     return EXIT_OK
 
 

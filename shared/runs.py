@@ -59,6 +59,34 @@ def _task(task_cls: type, config: Any, run_dir: Path):
     return task
 
 
+def _predictor(
+    task_cls: type,
+    config: Any,
+    run_dir: Path,
+    checkpoint: str,
+    with_runs: tuple[str | Path, ...] = (),
+) -> tuple[Any, Any]:
+    """The run's task and its checkpoint, combined with the `with_runs` (`Task.combine`).
+
+    Each other run is read as it was trained (its own `config.yaml`, artifacts and the same
+    `checkpoint` name) and must be a run of the same task.
+    """
+    from shared.config import load_config
+
+    task = _task(task_cls, config, run_dir)
+    model = load_checkpoint(run_dir, checkpoint)
+    if not with_runs:
+        return task, model
+    others = []
+    for other in map(Path, with_runs):
+        path = other / "config.yaml"
+        if not path.is_file():
+            raise UsageError(f"--with-run {other}: no config.yaml (not a trained run)")
+        other_config = load_config(path, task=task_cls.name)
+        others.append((_task(task_cls, other_config, other), load_checkpoint(other, checkpoint)))
+    return task, task.combine(model, others)
+
+
 def predictions_tsv(result: Any) -> str:
     """The rows of an `Evaluation`: id, reference, extra columns, one column per decoder."""
     header = ["id", "reference", *result.columns, *result.hypotheses]
@@ -91,18 +119,30 @@ def evaluate(
     run_dir: str | Path,
     splits: tuple[str, ...] = ("validation",),
     checkpoint: str = "best",
+    with_runs: tuple[str | Path, ...] = (),
 ) -> dict[str, dict[str, float]]:
-    """Scores a checkpoint on `splits`; writes `eval/<split>/` and merges `metrics.json`."""
+    """Scores a checkpoint on `splits`; writes `eval/<split>/` and merges `metrics.json`.
+
+    With `with_runs` the checkpoint is combined with those runs' (`Task.combine`) and the
+    figures go to `eval/ensemble/<split>/` (key `ensemble/<split>`), with the members listed
+    in its `members.json`.
+    """
     run_dir = Path(run_dir)
-    task = _task(task_cls, config, run_dir)
-    model = load_checkpoint(run_dir, checkpoint)
+    task, model = _predictor(task_cls, config, run_dir, checkpoint, with_runs)
     metrics_file = run_dir / "metrics.json"
     results = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
-    for split in splits:
-        results[split] = write_evaluation(run_dir, split, task.evaluate(model, split))
-        log.info("%s %s: %s", task_cls.name, split, _summary(results[split]))
+    names = {split: f"ensemble/{split}" if with_runs else split for split in splits}
+    for split, name in names.items():
+        results[name] = write_evaluation(run_dir, name, task.evaluate(model, split))
+        if with_runs:
+            members = [str(run_dir), *map(str, with_runs)]
+            atomic_write_json(
+                run_dir / "eval" / name / "members.json",
+                {"runs": members, "checkpoint": checkpoint},
+            )
+        log.info("%s %s: %s", task_cls.name, name, _summary(results[name]))
     atomic_write_json(metrics_file, results)
-    return {split: results[split] for split in splits}
+    return {name: results[name] for name in names.values()}
 
 
 def evaluate_files(
@@ -147,13 +187,17 @@ def export(
     run_dir: str | Path,
     out_dir: str | Path | None = None,
     checkpoint: str = "best",
+    with_runs: tuple[str | Path, ...] = (),
 ) -> Path:
-    """Exports a checkpoint as a SavedModel (default `run_dir/exports/<UTC time>`)."""
+    """Exports a checkpoint as a SavedModel (default `run_dir/exports/<UTC time>`).
+
+    With `with_runs` the export holds the checkpoint combined with those runs'
+    (`Task.combine`, e.g. averaged probabilities).
+    """
     from shared.serving import write_export
 
     run_dir = Path(run_dir)
-    task = _task(task_cls, config, run_dir)
-    model = load_checkpoint(run_dir, checkpoint)
+    task, model = _predictor(task_cls, config, run_dir, checkpoint, with_runs)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     out = Path(out_dir) if out_dir else run_dir / "exports" / stamp
     return write_export(task.serving_module(model), out, task_cls.name)

@@ -202,6 +202,17 @@ class Task(abc.ABC):
 
         raise UsageError(f"the {self.name} task cannot score files given with --src/--ref")
 
+    def combine(self, model: keras.Model, others: list[tuple[Task, keras.Model]]) -> Any:
+        """This run's model and other runs' `(task, model)` pairs as one predictor (an ensemble).
+
+        Backs `lstm-suite evaluate|export --with-run DIR`: what it returns is given to
+        `evaluate` and `serving_module` in place of a model. A task that cannot combine runs
+        keeps this default, which refuses.
+        """
+        from shared.errors import UsageError
+
+        raise UsageError(f"the {self.name} task cannot combine runs (--with-run)")
+
     @abc.abstractmethod
     def serving_module(self, model: keras.Model) -> ServingModule:
         """The export: a `shared.serving.ServingModule` with `serving_default` on raw inputs."""

@@ -248,3 +248,15 @@ def test_a_task_s_callbacks_take_part_in_every_fit(tmp_path):
     config = load_config(TINY, overrides=[*FAST, "training.epochs=2"], task="toy")
     loop.train(ToyWithCallback, config, tmp_path / "run")
     assert seen == [0, 1]
+
+
+def test_with_run_needs_a_task_that_combines_runs_and_splits(toy_run, tmp_path, capsys):
+    run, _ = toy_run
+    base = ["evaluate", "toy", "--run-dir", str(run), "--with-run", str(run)]
+    assert cli.main(base) == cli.EXIT_USAGE
+    assert "the toy task cannot combine runs (--with-run)" in capsys.readouterr().err
+    (tmp_path / "src").write_text("0101\n")
+    (tmp_path / "ref").write_text("no\n")
+    files = ["--src", str(tmp_path / "src"), "--ref", str(tmp_path / "ref")]
+    assert cli.main([*base, *files]) == cli.EXIT_USAGE
+    assert "--with-run scores splits, not --src/--ref files" in capsys.readouterr().err

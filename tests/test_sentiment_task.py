@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -199,3 +200,69 @@ def test_missing_data_is_a_data_error_naming_the_key(tmp_path):
     task = get_task("sentiment")(config, tmp_path / "run")
     with pytest.raises(DataError, match=r"data\.train_file: .*stsa\.binary\.train not found"):
         task.prepare()
+
+
+@pytest.fixture(scope="module")
+def other_run(trained, tmp_path_factory):
+    """A second run of the same task: the tiny run with its output layer leaning to class 1."""
+    _, _, run_dir = trained
+    other = tmp_path_factory.mktemp("other") / "run"
+    shutil.copytree(run_dir, other, ignore=shutil.ignore_patterns("exports", "eval"))
+    model = runs.load_checkpoint(other)
+    kernel, bias = model.layers[-1].get_weights()
+    model.layers[-1].set_weights([0.5 * kernel, bias + np.array([-0.8, 0.8], np.float32)])
+    model.save(other / "checkpoints" / "best.keras")
+    return other
+
+
+def read_predictions(folder: Path) -> list[dict[str, str]]:
+    with open(folder / "predictions.tsv", encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def test_with_run_evaluates_and_exports_the_mean_of_both_runs(trained, other_run, tmp_path):
+    from shared import cli
+
+    _, config, run_dir = trained
+    base = ["--run-dir", str(run_dir), "--with-run", str(other_run)]
+    assert cli.main(["evaluate", "sentiment", *base, "--split", "test"]) == 0
+    folder = run_dir / "eval" / "ensemble" / "test"
+    rows = read_predictions(folder)
+    texts = [r["text"] for r in rows]
+    each = [
+        reference_probabilities(run, config, runs.load_checkpoint(run), texts)
+        for run in (run_dir, other_run)
+    ]
+    assert np.abs(each[0] - each[1]).max() > 0.05  # the two members really differ
+    expected = (each[0] + each[1]) / 2
+    names = (run_dir / "artifacts" / "labels.txt").read_text().splitlines()
+    assert [r["predicted"] for r in rows] == [names[i] for i in expected.argmax(axis=-1)]
+    np.testing.assert_allclose(
+        [float(r["probability"]) for r in rows], expected.max(axis=-1), atol=6e-5
+    )
+    metrics = json.loads((run_dir / "metrics.json").read_text())["ensemble/test"]
+    hits = [names[i] == r["reference"] for i, r in zip(expected.argmax(-1), rows, strict=True)]
+    assert metrics["accuracy"] == pytest.approx(np.mean(hits))
+    members = json.loads((folder / "members.json").read_text())
+    assert members == {"runs": [str(run_dir), str(other_run)], "checkpoint": "best"}
+
+    out = tmp_path / "ensemble_export"
+    assert cli.main(["export", "sentiment", *base, "--out", str(out)]) == 0
+    served = serving.load_export(out)("serving_default", text=tf.constant(texts))
+    np.testing.assert_allclose(served["probabilities"], expected, atol=1e-5)
+    assert served["label"].tolist() == expected.argmax(axis=-1).tolist()
+
+
+def test_with_run_refuses_other_labels_and_untrained_folders(trained, other_run, tmp_path, capsys):
+    from shared import cli
+
+    _, _, run_dir = trained
+    flipped = tmp_path / "flipped"
+    shutil.copytree(other_run, flipped)
+    labels = flipped / "artifacts" / "labels.txt"
+    labels.write_text("".join(f"{n}\n" for n in reversed(labels.read_text().splitlines())))
+    base = ["evaluate", "sentiment", "--run-dir", str(run_dir), "--split", "test"]
+    assert cli.main([*base, "--with-run", str(flipped)]) == cli.EXIT_USAGE
+    assert "runs with different labels cannot be combined" in capsys.readouterr().err
+    assert cli.main([*base, "--with-run", str(tmp_path)]) == cli.EXIT_USAGE
+    assert "no config.yaml (not a trained run)" in capsys.readouterr().err

@@ -22,26 +22,31 @@ LABELS_ASSET = "labels.txt"
 
 
 class SentimentServer(ServingModule):
-    """Text encoder + classifier behind a `tf.string [None]` signature.
+    """Text encoders + classifiers behind a `tf.string [None]` signature.
 
     Args:
-        model: the trained classifier (model inputs -> probabilities).
-        inputs: the `tf.Module` that turns raw texts into its inputs, as in training
-            (`text.SubwordInputs` or `words.WordInputs`); kept as an attribute, so its
-            tokenizer or tables are saved with the export.
+        members: one `(model, inputs)` pair per run: the trained classifier (model inputs ->
+            probabilities) and the `tf.Module` that turns raw texts into its inputs, as in
+            training (`text.SubwordInputs` or `words.WordInputs`); kept as attributes, so the
+            tokenizers and tables are saved with the export. Several pairs are an ensemble:
+            their probabilities are averaged.
         label_names: class names, index = class id (written as `assets/labels.txt`).
     """
 
-    def __init__(self, model: keras.Model, inputs: tf.Module, label_names: list[str]):
+    def __init__(self, members: list[tuple[keras.Model, tf.Module]], label_names: list[str]):
         super().__init__(name="sentiment_server")
         # the same layers without the optimizer (a compiled checkpoint's slots would triple
         # the export's size)
-        self.model = keras.Model(model.input, model.output, name=model.name)
-        self.inputs = inputs
+        self.models = [keras.Model(m.input, m.output, name=m.name) for m, _ in members]
+        self.inputs = [inputs for _, inputs in members]
         self.add_asset(LABELS_ASSET, "".join(f"{name}\n" for name in label_names))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
         """Classifies raw texts: `probabilities` float32 [batch, classes], `label` int64 [batch]."""
-        probabilities = tf.cast(self.model(self.inputs(text), training=False), tf.float32)
+        each = [
+            tf.cast(model(inputs(text), training=False), tf.float32)
+            for model, inputs in zip(self.models, self.inputs, strict=True)
+        ]
+        probabilities = tf.add_n(each) / len(each) if len(each) > 1 else each[0]
         return {"probabilities": probabilities, "label": tf.argmax(probabilities, axis=-1)}

@@ -27,7 +27,8 @@ from shared.metrics.classification import classification_report, plot_confusion_
 from shared.task import Demo, Evaluation, Task
 from suites.sentiment import data, text, words
 from suites.sentiment.config import DataConfig, ModelConfig
-from suites.sentiment.model import build_classifier, predict_texts
+from suites.sentiment.ensemble import Ensemble, Member, probabilities
+from suites.sentiment.model import build_classifier
 from suites.sentiment.readers import make_negation_examples
 from suites.sentiment.serving import LABELS_ASSET, SentimentServer
 
@@ -183,13 +184,13 @@ class SentimentTask(Task):
     def metrics(self):
         return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
-    def evaluate(self, model: keras.Model, split: str) -> Evaluation:
+    def evaluate(self, model: keras.Model | Ensemble, split: str) -> Evaluation:
         """Accuracy and macro-F1; per-class F1 and the confusion matrix (details and a plot)."""
         if split not in self.splits:
             raise UsageError(f"no {split!r} split configured (have: {', '.join(self.splits)})")
         examples, names = self.splits[split], self.label_names
-        probabilities = predict_texts(model, self.inputs, examples.texts)
-        predicted = probabilities.argmax(axis=-1)
+        scores = probabilities(self.classifier(model), examples.texts)
+        predicted = scores.argmax(axis=-1)
         report = classification_report(examples.labels, predicted, names)
         matrix, title = (
             np.array(report["confusion_matrix"]),
@@ -206,14 +207,25 @@ class SentimentTask(Task):
             hypotheses={"predicted": [names[y] for y in predicted]},
             columns={
                 "text": examples.texts,
-                "probability": [f"{p:.4f}" for p in probabilities.max(axis=-1)],
+                "probability": [f"{p:.4f}" for p in scores.max(axis=-1)],
             },
             details={key: report[key] for key in ("f1", "confusion_matrix", "label_names")},
             plots={"confusion.png": lambda path: plot_confusion_matrix(matrix, names, path, title)},
         )
 
-    def serving_module(self, model: keras.Model) -> SentimentServer:
-        return SentimentServer(model, self.inputs, self.label_names)
+    def serving_module(self, model: keras.Model | Ensemble) -> SentimentServer:
+        members = [(m.model, m.inputs) for m in self.classifier(model).members]
+        return SentimentServer(members, self.label_names)
+
+    def combine(self, model: keras.Model, others: list[tuple[Task, keras.Model]]) -> Ensemble:
+        """This run's model and the other runs' models as one `Ensemble` (same labels)."""
+        members = [Member(model, self.inputs), *(Member(m, t.inputs) for t, m in others)]
+        labels = [self.label_names, *(t.label_names for t, _ in others)]
+        return Ensemble.of(members, labels)
+
+    def classifier(self, model: keras.Model | Ensemble) -> Ensemble:
+        """`model` with this run's text inputs (a one-member ensemble), or `model` itself."""
+        return model if isinstance(model, Ensemble) else Ensemble((Member(model, self.inputs),))
 
     @classmethod
     def format_outputs(cls, inputs, outputs, export) -> list[str]:
