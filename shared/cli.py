@@ -211,7 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--src", type=Path, metavar="FILE", help="score on this file of inputs ...")
     p.add_argument("--ref", type=Path, metavar="FILE", help="... against these references")
-    p.add_argument("--name", help="folder under eval/ for --src/--ref (default: --ref's name)")
+    p.add_argument(
+        "--name",
+        help="folder under eval/ and key in metrics.json (default: the split, or --ref's name)",
+    )
     _checkpoint_arg(p, "load")
     _with_run_arg(p)
 
@@ -422,7 +425,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "evaluate":
         splits = tuple(args.split or ("validation", "test"))
         results = runs.evaluate(
-            task_cls, config, run_dir, splits, args.checkpoint, tuple(args.with_runs)
+            task_cls, config, run_dir, splits, args.checkpoint, tuple(args.with_runs), args.name
         )
         print(json.dumps(results, indent=2, sort_keys=True))
     elif args.command == "export":

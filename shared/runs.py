@@ -120,18 +120,24 @@ def evaluate(
     splits: tuple[str, ...] = ("validation",),
     checkpoint: str = "best",
     with_runs: tuple[str | Path, ...] = (),
+    name: str | None = None,
 ) -> dict[str, dict[str, float]]:
     """Scores a checkpoint on `splits`; writes `eval/<split>/` and merges `metrics.json`.
 
     With `with_runs` the checkpoint is combined with those runs' (`Task.combine`) and the
     figures go to `eval/ensemble/<split>/` (key `ensemble/<split>`), with the members listed
-    in its `members.json`.
+    in its `members.json`. `name` replaces that folder and key for a single split, e.g. to
+    keep the scores of a test split read with other `data` settings apart.
     """
+    if name is not None and len(splits) != 1:
+        raise UsageError("--name names the folder of one split: give exactly one --split")
     run_dir = Path(run_dir)
     task, model = _predictor(task_cls, config, run_dir, checkpoint, with_runs)
     metrics_file = run_dir / "metrics.json"
     results = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
     names = {split: f"ensemble/{split}" if with_runs else split for split in splits}
+    if name is not None:
+        names = {splits[0]: name}
     for split, name in names.items():
         results[name] = write_evaluation(run_dir, name, task.evaluate(model, split))
         if with_runs:

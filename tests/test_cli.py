@@ -260,3 +260,24 @@ def test_with_run_needs_a_task_that_combines_runs_and_splits(toy_run, tmp_path, 
     files = ["--src", str(tmp_path / "src"), "--ref", str(tmp_path / "ref")]
     assert cli.main([*base, *files]) == cli.EXIT_USAGE
     assert "--with-run scores splits, not --src/--ref files" in capsys.readouterr().err
+
+
+def test_evaluate_name_keeps_a_second_reading_of_a_split_apart(toy_run, capsys):
+    run, _ = toy_run
+    base = ["evaluate", "toy", "--run-dir", str(run), "--split", "test"]
+    assert cli.main(base) == 0
+    assert cli.main([*base, "--name", "test_again", "--set", "data.data_seed=99"]) == 0
+    capsys.readouterr()
+    results = json.loads((run / "metrics.json").read_text())
+    again = json.loads((run / "eval" / "test_again" / "metrics.json").read_text())
+    assert results["test_again"]["accuracy"] == again["accuracy"]
+    with open(run / "eval" / "test_again" / "predictions.tsv", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    with open(run / "eval" / "test" / "predictions.tsv", newline="") as f:
+        first = list(csv.DictReader(f, delimiter="\t"))
+    assert [r["text"] for r in rows] != [r["text"] for r in first]  # another split was read
+    assert results["test"]["accuracy"] == pytest.approx(
+        np.mean([r["predicted"] == r["reference"] for r in first])
+    )
+    assert cli.main([*base, "--split", "validation", "--name", "x"]) == cli.EXIT_USAGE
+    assert "give exactly one --split" in capsys.readouterr().err
