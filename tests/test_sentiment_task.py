@@ -15,16 +15,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import sentencepiece
 import tensorflow as tf
 import tensorflow_text  # noqa: F401 - registers the SentencePiece op for tf.saved_model.load
+from sentiment_reference import reference_probabilities
 
 from shared import runs, serving
 from shared.config import load_config
 from shared.errors import ConfigError, DataError
 from shared.task import get_task
 from suites.sentiment.readers import make_negation_examples
-from suites.sentiment.text import normalize_texts
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs" / "sentiment").glob("*.yaml"))
@@ -65,18 +64,6 @@ def exported(trained):
 @pytest.fixture(scope="module")
 def serve(exported):
     return tf.saved_model.load(str(exported)).signatures["serving_default"]
-
-
-def reference_probabilities(run_dir, config, model, texts):
-    """The checkpoint's probabilities on ids from `sentencepiece` itself (not the task's encode)."""
-    processor = sentencepiece.SentencePieceProcessor(
-        model_file=str(run_dir / "artifacts" / "sentencepiece.model")
-    )
-    normalised = normalize_texts(texts, config.data.normalization)
-    rows = [processor.encode(t)[: config.data.max_length] for t in normalised]
-    width = max([1, *map(len, rows)])
-    ids = np.array([row + [0] * (width - len(row)) for row in rows], np.int32)
-    return np.asarray(model(ids, training=False))
 
 
 @pytest.mark.slow

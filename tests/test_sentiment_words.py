@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_text  # noqa: F401 - registers the ops an export may need
+from sentiment_reference import reference_probabilities
 
 from shared import runs, serving
 from shared.config import load_config
@@ -284,3 +285,23 @@ def test_freeze_for_n_epochs_is_an_unfreeze_callback(tmp_path):
         (tmp_path / setting).mkdir()
         config = _config(tmp_path / setting, f"model.freeze_vectors={setting}")
         assert get_task("sentiment")(config, tmp_path / setting / "run").callbacks() == []
+
+
+def test_word_and_subword_runs_export_as_one_classifier(word_run, tiny_run, tmp_path):
+    """`--with-run` across tokenizations: one SavedModel holds both inputs and averages them."""
+    task_cls, config, folder = word_run
+    word_dir = folder / "run"
+    subword_dir = tiny_run("sentiment", tmp_path / "subword")
+    out = runs.export(task_cls, config, word_dir, tmp_path / "both", with_runs=(subword_dir,))
+    both = serving.load_export(out)(text=tf.constant(PROBES))
+    vocabulary = words.read_vocabulary(word_dir / "artifacts" / words.VOCABULARY_FILE)
+    reference = _reference_inputs(vocabulary, config.data.max_length)
+    by_words = np.asarray(runs.load_checkpoint(word_dir)(reference, training=False))
+    subword_config = load_config(subword_dir / "config.yaml")
+    by_pieces = reference_probabilities(
+        subword_dir, subword_config, runs.load_checkpoint(subword_dir), PROBES
+    )
+    assert np.abs(by_words - by_pieces).max() > 0.01  # two different classifiers
+    np.testing.assert_allclose(both["probabilities"], (by_words + by_pieces) / 2, atol=1e-5)
+    np.testing.assert_array_equal(both["label"], ((by_words + by_pieces) / 2).argmax(-1))
+    assert (out / "assets" / "labels.txt").read_text().splitlines() == ["negative", "positive"]
