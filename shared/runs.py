@@ -135,20 +135,20 @@ def evaluate(
     task, model = _predictor(task_cls, config, run_dir, checkpoint, with_runs)
     metrics_file = run_dir / "metrics.json"
     results = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
-    names = {split: f"ensemble/{split}" if with_runs else split for split in splits}
+    folders = {split: f"ensemble/{split}" if with_runs else split for split in splits}
     if name is not None:
-        names = {splits[0]: name}
-    for split, name in names.items():
-        results[name] = write_evaluation(run_dir, name, task.evaluate(model, split))
+        folders = {splits[0]: name}
+    for split, folder in folders.items():
+        results[folder] = write_evaluation(run_dir, folder, task.evaluate(model, split))
         if with_runs:
             members = [str(run_dir), *map(str, with_runs)]
             atomic_write_json(
-                run_dir / "eval" / name / "members.json",
+                run_dir / "eval" / folder / "members.json",
                 {"runs": members, "checkpoint": checkpoint},
             )
-        log.info("%s %s: %s", task_cls.name, name, _summary(results[name]))
+        log.info("%s %s: %s", task_cls.name, folder, _summary(results[folder]))
     atomic_write_json(metrics_file, results)
-    return {name: results[name] for name in names.values()}
+    return {folder: results[folder] for folder in folders.values()}
 
 
 def evaluate_files(
