@@ -48,5 +48,5 @@ class SentimentServer(ServingModule):
             tf.cast(model(inputs(text), training=False), tf.float32)
             for model, inputs in zip(self.models, self.inputs, strict=True)
         ]
-        probabilities = tf.add_n(each) / len(each) if len(each) > 1 else each[0]
+        probabilities = tf.add_n(each) / len(each)
         return {"probabilities": probabilities, "label": tf.argmax(probabilities, axis=-1)}
