@@ -27,10 +27,10 @@ BIGRAMS = {("<s>", "a"): -0.5, ("<s>", "ba"): -0.2, ("a", "ab"): -0.1, ("ab", "<
            ("ba", "a"): -0.3, ("a", "</s>"): -0.9}  # fmt: skip
 
 
-def _write_arpa(path):
-    lines = ["\\data\\", f"ngram 1={len(UNIGRAMS)}", f"ngram 2={len(BIGRAMS)}", "", "\\1-grams:"]
-    lines += [f"{p}\t{w}\t{b}" for w, (p, b) in UNIGRAMS.items()]
-    lines += ["", "\\2-grams:"] + [f"{p}\t{h} {w}" for (h, w), p in BIGRAMS.items()]
+def _write_arpa(path, unigrams=UNIGRAMS, bigrams=BIGRAMS):
+    lines = ["\\data\\", f"ngram 1={len(unigrams)}", f"ngram 2={len(bigrams)}", "", "\\1-grams:"]
+    lines += [f"{p}\t{w}\t{b}" for w, (p, b) in unigrams.items()]
+    lines += ["", "\\2-grams:"] + [f"{p}\t{h} {w}" for (h, w), p in bigrams.items()]
     path.write_text("\n".join([*lines, "", "\\end\\", ""]))
     return path
 
@@ -49,16 +49,19 @@ def _collapse(path: tuple[int, ...], blank: int) -> str:
     return "".join(ALPHABET[k] for k in kept)
 
 
-def _exhaustive(frames: np.ndarray, lm_weight: float, word_score: float) -> tuple[str, float]:
+def _exhaustive(
+    frames: np.ndarray, lm_weight: float, word_score: float, lexicon=LEXICON, lm_log10=None
+) -> tuple[str, float]:
     """Best lexicon word sequence over all frame paths (and its score)."""
+    lm_log10 = lm_log10 or _lm_log10
     blank = len(ALPHABET)
     best, best_score = None, -np.inf
     for path in itertools.product(range(blank + 1), repeat=frames.shape[0]):
         words = _collapse(path, blank).split()
-        if not all(w in LEXICON for w in words):
+        if not all(w in lexicon for w in words):
             continue
         score = float(frames[np.arange(frames.shape[0]), path].sum())
-        score += lm_weight * _lm_log10(words) + word_score * len(words)
+        score += lm_weight * lm_log10(words) + word_score * len(words)
         if score > best_score:
             best, best_score = " ".join(words), score
     return best, best_score
@@ -125,3 +128,81 @@ def test_build_arpa_gives_a_model_kenlm_reads_with_the_counts_it_should(tmp_path
     assert decode(frames, [6], ALPHABET, lm, lm_weight=1.0) == ["ba"]
     with pytest.raises(ValueError, match="no words"):
         build_arpa(["  ", ""], tmp_path / "empty.arpa")
+
+
+# A second, "general" bigram model that also knows "aa" (absent from the domain model).
+GENERAL_UNIGRAMS = {"<s>": (-99.0, -0.2), "</s>": (-0.5, 0.0), "a": (-0.4, -0.3),
+                    "aa": (-0.9, -0.1), "ab": (-1.2, -0.2), "ba": (-0.7, 0.0),
+                    "bb": (-1.1, 0.0)}  # fmt: skip
+GENERAL_BIGRAMS = {("<s>", "aa"): -0.3, ("aa", "ba"): -0.2, ("a", "a"): -0.6,
+                   ("ba", "</s>"): -0.1, ("<s>", "bb"): -0.9}  # fmt: skip
+
+
+def _mixed_log10(words: list[str], weight: float) -> float:
+    """log10 of the interpolated sentence probability, word by word, from the tables above."""
+
+    def p(unigrams, bigrams, history, word):
+        if word not in unigrams:
+            return 0.0
+        log10 = bigrams.get((history, word))
+        if log10 is None:
+            log10 = unigrams.get(history, (0.0, 0.0))[1] + unigrams[word][0]
+        return 10.0**log10
+
+    total, history = 0.0, "<s>"
+    for word in [*words, "</s>"]:
+        domain = p(UNIGRAMS, BIGRAMS, history, word)
+        general = p(GENERAL_UNIGRAMS, GENERAL_BIGRAMS, history, word)
+        total += np.log10((1 - weight) * domain + weight * general)
+        history = word
+    return total
+
+
+@pytest.mark.parametrize("weight", [0.3, 1.0])
+def test_interpolated_general_lm_finds_the_exhaustive_best(tmp_path, weight):
+    pytest.importorskip("pocketsphinx", reason="pocketsphinx reads the general model")
+    general = _write_arpa(tmp_path / "general.arpa", GENERAL_UNIGRAMS, GENERAL_BIGRAMS)
+    lexicon = (*LEXICON, "aa") if weight < 1 else ("a", "aa", "ab", "ba", "bb")
+    lm = WordLM(_write_arpa(tmp_path / "lm.arpa"), lexicon, general, weight)
+    rng = np.random.default_rng(7)
+    batch = np.stack([_random_log_probs(rng, 7) for _ in range(16)])
+    batch[::2, :, [0, 3]] += 2.0  # half the cases lean to "a" and blank: room for "aa"
+    lengths = np.array([7, 6, 5, 7, 4, 7, 6, 7, 3, 7, 5, 7, 6, 7, 7, 5])
+    got = decode(batch, lengths, ALPHABET, lm, beam_size=500, lm_weight=1.5, word_score=0.5,
+                 beam_threshold=1e9)  # fmt: skip
+    want = [
+        _exhaustive(b[:n], 1.5, 0.5, lexicon, lambda w: _mixed_log10(w, weight))[0]
+        for b, n in zip(batch, lengths)
+    ]
+    assert got == want
+    assert any("aa" in w.split() for w in want), "a word only the general model knows wins"
+
+
+def test_general_words_lists_the_unigrams_of_an_arpa_model(tmp_path):
+    from suites.speech.lm_mix import general_words
+
+    general = _write_arpa(tmp_path / "general.arpa", GENERAL_UNIGRAMS, GENERAL_BIGRAMS)
+    assert general_words(general) == ["a", "aa", "ab", "ba", "bb"]
+
+
+def test_the_shipped_general_lm_spells_words_the_transcripts_never_had(tmp_path):
+    """Frames that clearly spell "the cat sat": with pocketsphinx's English trigram mixed in the
+    decoder reads them; with the transcripts' LM alone it can only answer its own words."""
+    pytest.importorskip("pocketsphinx", reason="pocketsphinx ships the general model")
+    from suites.speech.lm_mix import general_lm_path, general_words
+
+    alphabet, text = "abcdefghijklmnopqrstuvwxyz' ", "the cat sat"
+    frames = np.full((1, 3 * len(text), len(alphabet) + 1), -8.0, np.float32)
+    for i, char in enumerate(text):  # each character, then two blanks
+        frames[0, 3 * i, alphabet.index(char)] = 0.0
+        frames[0, 3 * i + 1 : 3 * i + 3, -1] = 0.0
+    domain = build_arpa(["we call it bear", "zero three five one"], tmp_path / "domain.arpa")
+    own = ("bear", "call", "five", "it", "one", "three", "we", "zero")
+    general = general_lm_path()
+    words = general_words(general)
+    assert len(words) > 50_000 and {"the", "cat", "sat"} <= set(words)
+    mixed = WordLM(domain, tuple(sorted({*own, *words})), general, 0.5)
+    args = (frames, [frames.shape[1]], alphabet)
+    assert decode(*args, mixed, lm_weight=0.5, word_score=1.0) == [text]
+    alone = decode(*args, WordLM(domain, own), lm_weight=0.5, word_score=1.0)[0]
+    assert alone and set(alone.split()) <= set(own)

@@ -206,6 +206,9 @@ class ModelConfig:
     # log10 probabilities
     word_lm_word_score: float = 0.0  # added per word (> 0 counters the LM's short-output bias)
     word_lm_beam: int = field(default=64, metadata=at_least(1))  # hypotheses kept per frame
+    word_lm_general: float = field(default=0.0, metadata=in_range(0, 1))  # share of
+    # pocketsphinx's general US-English trigram (~72k words) interpolated with the transcripts'
+    # trigram; > 0 also lets the word_lm decoder spell its words, 1 uses it alone
 
     def __post_init__(self):
         if self.vtlp_min > self.vtlp_max:

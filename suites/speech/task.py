@@ -92,7 +92,7 @@ class SpeechTask(Task):
             hyps["lm"] = transcribe.lm_decode(log_probs, lm, self.config, m.lm_weight, m.lm_bonus)
         if m.word_lm:
             hyps["word_lm"] = transcribe.word_lm_decode(
-                log_probs, transcribe.word_lm(self.artifacts_dir), self.config
+                log_probs, transcribe.word_lm(self.artifacts_dir, m.word_lm_general), self.config
             )
         speaker_of = dict(zip(meta["ids"], meta["speakers"], strict=True))
         return transcribe.score(ids, refs, hyps, speaker_of)

@@ -122,13 +122,24 @@ def build_word_lm(artifacts_dir: Path) -> Path:
     return arpa
 
 
-def word_lm(artifacts_dir: Path):
-    """The `wordlm.WordLM` of the artifacts: their ARPA file, the training transcripts' words."""
+def word_lm(artifacts_dir: Path, general_weight: float = 0.0):
+    """The `wordlm.WordLM` of the artifacts: their ARPA file, the training transcripts' words.
+
+    With `general_weight` > 0 it interpolates pocketsphinx's general English trigram, whose
+    words join the lexicon (at 1 they are the whole lexicon: the transcripts' LM has no say).
+    """
     from suites.speech.wordlm import WordLM
 
     texts = json.loads((Path(artifacts_dir) / "train_texts.json").read_text())
-    words = tuple(sorted({w for t in texts for w in t.lower().split()}))
-    return WordLM(build_word_lm(artifacts_dir), words)
+    words = {w for t in texts for w in t.lower().split()}
+    if not general_weight:
+        return WordLM(build_word_lm(artifacts_dir), tuple(sorted(words)))
+    from suites.speech.lm_mix import general_lm_path, general_words
+
+    general = general_lm_path()
+    spelled = set(general_words(general))
+    words = spelled if general_weight == 1 else words | spelled
+    return WordLM(build_word_lm(artifacts_dir), tuple(sorted(words)), general, general_weight)
 
 
 def word_lm_decode(log_probs: list[np.ndarray], lm, config) -> list[str]:

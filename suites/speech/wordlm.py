@@ -75,10 +75,17 @@ def _kenlm_layout(arpa: str) -> str:
 
 @dataclass(frozen=True)
 class WordLM:
-    """An ARPA word LM and the lexicon the search may spell (lowercase words)."""
+    """An ARPA word LM and the lexicon the search may spell (lowercase words).
+
+    With `general` (a model pocketsphinx reads, e.g. `lm_mix.general_lm_path()`) and
+    `general_weight` > 0, the search scores words with `lm_mix.MixedLM`: the ARPA model and
+    the general one interpolated linearly, `general_weight` being the general model's share.
+    """
 
     arpa: Path
     words: tuple[str, ...]
+    general: Path | None = None
+    general_weight: float = 0.0
 
 
 def decode(
@@ -138,7 +145,6 @@ def _search(
         SmearingMode,
         Trie,
     )
-    from flashlight.lib.text.decoder.kenlm import KenLM
     from flashlight.lib.text.dictionary import Dictionary
 
     if " " not in alphabet:
@@ -155,19 +161,19 @@ def _search(
     for word in [*words, UNK]:
         vocab.add_entry(word)
     vocab.set_default_index(vocab.get_index(UNK))
-    kenlm = KenLM(str(lm.arpa), vocab)
+    model = _language_model(lm, vocab)
     trie = Trie(blank + 1, space)
-    start = kenlm.start(False)
+    start = model.start(False)
     for word in words:
         index = vocab.get_index(word)
-        trie.insert([ids[c] for c in word] + [space], index, kenlm.score(start, index)[1])
+        trie.insert([ids[c] for c in word] + [space], index, model.score(start, index)[1])
     trie.smear(SmearingMode.MAX)
     options = LexiconDecoderOptions(
         beam_size=beam_size, beam_size_token=blank + 1, beam_threshold=threshold,
         lm_weight=lm_weight, word_score=word_score, unk_score=float("-inf"), sil_score=0.0,
         log_add=False, criterion_type=CriterionType.CTC,
     )  # fmt: skip
-    decoder = LexiconDecoder(options, trie, kenlm, space, blank, vocab.get_index(UNK), [], False)
+    decoder = LexiconDecoder(options, trie, model, space, blank, vocab.get_index(UNK), [], False)
     closing = np.full((1, blank + 1), -1e30, np.float32)  # only a space can close
     closing[0, space] = 0.0
 
@@ -178,4 +184,16 @@ def _search(
             return ""
         return " ".join(vocab.get_entry(i) for i in results[0].words if i >= 0)
 
+    search.model = model  # the decoder holds it from C++: keep a Python LM alive with it
     return search
+
+
+def _language_model(lm: WordLM, vocab):
+    """KenLM of the ARPA file, or its interpolation with the general model."""
+    if lm.general is not None and lm.general_weight > 0:
+        from suites.speech.lm_mix import MixedLM
+
+        return MixedLM(lm.arpa, lm.general, lm.general_weight, vocab)
+    from flashlight.lib.text.decoder.kenlm import KenLM
+
+    return KenLM(str(lm.arpa), vocab)
