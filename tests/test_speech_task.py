@@ -279,3 +279,30 @@ def test_evaluation_only_corpus_keeps_training_artifacts(trained):
     assert (task.artifacts_dir / "data_summary_eval.json").is_file()
     with pytest.raises(DataError, match="split 'validation' is empty"):
         blind.evaluate(model, "validation")
+
+
+def test_lm_tune_scores_each_word_lm_setting_as_evaluate_does(trained, capsys):
+    pytest.importorskip("flashlight.lib.text.decoder", reason="flashlight-text not installed")
+    pytest.importorskip("pocketsphinx", reason="pocketsphinx not installed (builds the ARPA LM)")
+    import json
+
+    from suites.speech import lm_tune
+
+    task, model = trained
+    argv = ["--run-dir", str(task.run_dir), "--split", "test", "--decoder", "word_lm",
+            "--weights", "0.5", "--bonuses", "0", "-60", "--generals", "0",
+            "--set", "model.word_lm_beam=8"]  # fmt: skip
+    assert lm_tune.main(argv) == 0
+    *rows, best = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["weight"], r["bonus"], r["general"]) for r in rows] == [(0.5, 0, 0), (0.5, -60, 0)]
+    for row in rows:
+        m = dataclasses.replace(
+            task.config.model, word_lm=True, word_lm_beam=8, word_lm_weight=row["weight"],
+            word_lm_word_score=row["bonus"],
+        )  # fmt: skip
+        config = dataclasses.replace(task.config, model=m)
+        metrics = SpeechTask(config, task.run_dir).evaluate(model, "test").metrics
+        assert row["cer"] == pytest.approx(metrics["cer_word_lm"])
+        assert row["wer"] == pytest.approx(metrics["wer_word_lm"])
+    assert best["best"] == min(rows, key=lambda r: r["cer"])
+    assert rows[0]["cer"] != rows[1]["cer"], "the settings lead to different transcripts"
