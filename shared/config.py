@@ -194,6 +194,10 @@ class TrainingConfig:
     keep_epoch_checkpoints: int = field(
         default=0, metadata=at_least(0)
     )  # keep the last N epochs' checkpoints (epoch-E.keras) for `lstm-suite average`; 0: off
+    init_from: str | None = None  # fine-tuning: a run directory (its best checkpoint) or a
+    # .keras file (relative: to the current directory); each layer whose variables all match
+    # the source's (same path and shape) starts from its values, the others (e.g. an output
+    # layer over another vocabulary) keep their initialisation
     deterministic: bool = False  # tf.config.experimental.enable_op_determinism (slower)
     progress: Literal["auto", "bar", "epoch", "none"] = "auto"  # auto: bar on a TTY
     tensorboard: bool = True  # write TensorBoard logs to run_dir/logs

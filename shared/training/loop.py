@@ -39,6 +39,7 @@ from shared.config import ExperimentConfig, diff_configs, save_config
 from shared.errors import RunDirError
 from shared.log import get_logger
 from shared.training import callbacks as cbs
+from shared.training import warm_start
 
 __all__ = ["TrainResult", "prepare_run_dir", "train"]
 
@@ -348,6 +349,8 @@ def _compiled_model(task: Any, t: Any, run: _Run, train_ds: Any, steps_per_epoch
             metrics=task.metrics(),
         )
         _build(model, train_ds)
+        if t.init_from and not run.record:
+            warm_start.initialise_from(model, t.init_from)
         if run.record and run.record.get("weights"):
             if model.optimizer is not None and not model.optimizer.built:
                 model.optimizer.build(model.trainable_variables)
