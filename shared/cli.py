@@ -98,7 +98,8 @@ def _with_run_arg(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="DIR",
         help="combine with this run of the same task (repeatable): an ensemble, where the "
-        "task supports one; each run keeps its own inputs and checkpoint",
+        "task supports one; each run keeps its own inputs and checkpoint (or give one of its "
+        "checkpoint files, DIR/checkpoints/epoch-5.keras)",
     )
 
 

@@ -69,7 +69,8 @@ def _predictor(
     """The run's task and its checkpoint, combined with the `with_runs` (`Task.combine`).
 
     Each other run is read as it was trained (its own `config.yaml`, artifacts and the same
-    `checkpoint` name) and must be a run of the same task.
+    `checkpoint` name) and must be a run of the same task. A `with_runs` entry may also name one
+    checkpoint file of a run (`RUN/checkpoints/epoch-5.keras`), e.g. to combine a run's epochs.
     """
     from shared.config import load_config
 
@@ -79,12 +80,22 @@ def _predictor(
         return task, model
     others = []
     for other in map(Path, with_runs):
+        other, which = _run_and_checkpoint(other, checkpoint)
         path = other / "config.yaml"
         if not path.is_file():
             raise UsageError(f"--with-run {other}: no config.yaml (not a trained run)")
         other_config = load_config(path, task=task_cls.name)
-        others.append((_task(task_cls, other_config, other), load_checkpoint(other, checkpoint)))
+        others.append((_task(task_cls, other_config, other), load_checkpoint(other, which)))
     return task, task.combine(model, others)
+
+
+def _run_and_checkpoint(path: Path, checkpoint: str) -> tuple[Path, str]:
+    """(run directory, checkpoint name) of a `--with-run` value: a run, or a checkpoint file."""
+    if path.suffix != ".keras":
+        return path, checkpoint
+    if not path.is_file() or path.parent.name != "checkpoints":
+        raise UsageError(f"--with-run {path}: not a checkpoint file of a run (RUN/checkpoints/)")
+    return path.parent.parent, path.stem
 
 
 def predictions_tsv(result: Any) -> str:

@@ -19,13 +19,14 @@ import numpy as np
 import sentencepiece as spm
 
 from shared.data.tokenizer import SentencePieceTokenizer, train_sentencepiece
-from shared.errors import DataError
+from shared.errors import DataError, UsageError
 from shared.log import get_logger
 from shared.metrics.text import corpus_bleu, corpus_chrf
 from shared.task import Demo, Evaluation, Task
 from suites.translation import data
 from suites.translation.config import DataConfig, ModelConfig
 from suites.translation.decoding import compiled_decoders, translate_texts
+from suites.translation.ensemble import Ensemble
 from suites.translation.model import MaskedTokenAccuracy, Seq2SeqAttention, SmoothedSequenceLoss
 from suites.translation.serving import Translator
 
@@ -211,6 +212,22 @@ class TranslationTask(Task):
             result.hypotheses[name] = hypotheses
             result.metrics.update(_scores(name, hypotheses, references, seconds, result.details))
         return result
+
+    def combine(self, model: keras.Model, others: list[tuple[Task, keras.Model]]) -> Ensemble:
+        """This run's model and other runs' as one decoder (`Ensemble`: mean probabilities).
+
+        Raises:
+            UsageError: another run's SentencePiece models differ from this run's.
+        """
+        protos = [t.model_proto for t in self.tokenizers()]
+        for task, _ in others:
+            if [t.model_proto for t in task.tokenizers()] != protos:
+                raise UsageError(
+                    f"--with-run {task.run_dir}: its SentencePiece models differ from "
+                    f"{self.run_dir}'s; ensembled runs must share them (train the second run "
+                    "from a copy of the first run's artifacts/)"
+                )
+        return Ensemble([model, *(other for _, other in others)])
 
     # -- export -----------------------------------------------------------------------------
     def serving_module(self, model: keras.Model) -> Translator:
