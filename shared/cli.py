@@ -260,6 +260,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _export_arg(p)
     p.add_argument("--signature", default="serving_default", help="signature to use")
+    p.add_argument(
+        "--decoder",
+        metavar="NAME",
+        help="answer with the run's checkpoint and this decoder instead of an export: one "
+        "the export does not hold (speech: lm, word_lm); takes --checkpoint and --set",
+    )
+    _checkpoint_arg(p, "decode with --decoder")
+    _config_args(p, required=False)
     _input_args(p)
 
     p = sub.add_parser(
@@ -347,10 +355,21 @@ def _inputs(args: argparse.Namespace) -> list[str]:
 
 
 def _predict(task_cls: type, args: argparse.Namespace) -> int:
-    from shared import serving
+    from shared import runs, serving
 
-    export_dir = args.export_dir or serving.latest_export(_run_dir(args))
-    result = serving.predict(task_cls, export_dir, _inputs(args), args.signature)
+    if args.decoder:
+        if args.export_dir:
+            raise UsageError(
+                "--decoder decodes with a run's checkpoint: give --run-dir, not --export"
+            )
+        run_dir = _run_dir(args)
+        config = _load(args, run_dir)
+        result = runs.decode_inputs(
+            task_cls, config, run_dir, _inputs(args), args.decoder, args.checkpoint
+        )
+    else:
+        export_dir = args.export_dir or serving.latest_export(_run_dir(args))
+        result = serving.predict(task_cls, export_dir, _inputs(args), args.signature)
     for line in result.lines:
         print(line)
     for message in result.errors:

@@ -198,6 +198,22 @@ def _summary(metrics: dict[str, float], limit: int = 6) -> str:
     return ", ".join(shown) + (", ..." if len(metrics) > limit else "")
 
 
+def decode_inputs(
+    task_cls: type,
+    config: Any,
+    run_dir: str | Path,
+    inputs: list[str],
+    decoder: str,
+    checkpoint: str = "best",
+) -> Any:
+    """Answers raw inputs with a checkpoint and one of the task's Python decoders.
+
+    For decoders the export does not hold (`Task.decode_inputs`), e.g. speech's LM decoders.
+    """
+    task, model = _predictor(task_cls, config, Path(run_dir), checkpoint)
+    return task.decode_inputs(model, inputs, decoder)
+
+
 def export(
     task_cls: type,
     config: Any,

@@ -202,6 +202,20 @@ class Task(abc.ABC):
 
         raise UsageError(f"the {self.name} task cannot score files given with --src/--ref")
 
+    def decode_inputs(self, model: keras.Model, inputs: list[str], decoder: str) -> Any:
+        """Answers raw `inputs` with the checkpoint and a decoder that is not in the export.
+
+        Backs `lstm-suite predict --run-dir DIR --decoder NAME`: returns a
+        `shared.serving.Prediction` (one line per usable input, one message per failed one).
+        A task whose decoders all live in its export keeps this default, which refuses.
+        """
+        from shared.errors import UsageError
+
+        raise UsageError(
+            f"the {self.name} task decodes in its export only: drop --decoder "
+            "(predict --export DIR, or --run-dir DIR for its newest export)"
+        )
+
     def combine(self, model: keras.Model, others: list[tuple[Task, keras.Model]]) -> Any:
         """This run's model and other runs' `(task, model)` pairs as one predictor (an ensemble).
 

@@ -262,6 +262,13 @@ def test_with_run_needs_a_task_that_combines_runs_and_splits(toy_run, tmp_path, 
     assert "--with-run scores splits, not --src/--ref files" in capsys.readouterr().err
 
 
+def test_predict_decoder_needs_a_task_with_decoders_outside_its_export(toy_run, capsys):
+    run, _ = toy_run
+    argv = ["predict", "toy", "--run-dir", str(run), "--decoder", "lm", "0101"]
+    assert cli.main(argv) == cli.EXIT_USAGE
+    assert "the toy task decodes in its export only" in capsys.readouterr().err
+
+
 def test_evaluate_name_keeps_a_second_reading_of_a_split_apart(toy_run, capsys):
     run, _ = toy_run
     base = ["evaluate", "toy", "--run-dir", str(run), "--split", "test"]

@@ -250,6 +250,42 @@ def test_cli_predict_any_rate_empty_silent_and_bad_files(export_dir, test_audio,
     assert any("missing.wav: file not found" in e for e in errors), errors
 
 
+def test_cli_predict_with_the_lm_decoder_answers_what_evaluate_decodes(
+    trained, test_audio, tmp_path, capsys
+):
+    """`predict --run-dir --decoder lm` on the test clips' files equals evaluate's "lm" column
+    (cached librosa features there, graph features here); silent and bad files as the export."""
+    from shared.cli import main
+
+    task, model = trained
+    paths, refs, _ = test_audio
+    # a large cost per character makes the LM decoder drop letters: its answers are its own
+    config = dataclasses.replace(
+        task.config, model=dataclasses.replace(task.config.model, lm_order=3, lm_bonus=-6.0)
+    )
+    lm_task = SpeechTask(config, task.run_dir)
+    lm_task.caches = task.caches
+    result = lm_task.evaluate(model, "test")
+    expected = dict(zip(result.ids, result.hypotheses["lm"], strict=True))
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(4000, np.float32), 16000)
+    argv = ["predict", "speech", "--run-dir", str(task.run_dir), "--decoder", "lm"]
+    argv += ["--set", "model.lm_order=3", "--set", "model.lm_bonus=-6", "--quiet"]
+    assert main([*argv, *map(str, paths), str(silent)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"{p}\t{expected[p.stem]}" for p in paths] + [f"{silent}\t"]
+    assert any(line.split("\t")[1] != r for line, r in zip(lines, refs))  # not greedy's words
+    assert main([*argv, str(tmp_path / "missing.wav")]) == 1
+    assert "missing.wav: file not found" in capsys.readouterr().err
+    for bad, message in (
+        (["--decoder", "beam"], "speech decodes with lm or word_lm outside the export"),
+        (["--set", "model.lm_order=0"], "--decoder lm needs a character LM"),
+        (["--export", str(tmp_path)], "give --run-dir, not --export"),
+    ):
+        assert main([*argv, *bad, str(paths[0])]) == 2
+        assert message in capsys.readouterr().err
+
+
 def test_bench_export_reports_the_real_time_factor(export_dir, test_audio):
     paths, _, waves = test_audio
     export = serving.load_export(export_dir)

@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import ClassVar
 
 import keras
+import numpy as np
 
-from shared.errors import DataError, InputError
+from shared.errors import DataError, InputError, UsageError
+from shared.serving import Prediction
 from shared.task import Demo, Evaluation, Task
 from suites.speech import data, transcribe
 from suites.speech.config import DataConfig, ModelConfig
@@ -15,6 +17,8 @@ from suites.speech.features import FeatureStats
 from suites.speech.model import build_model
 from suites.speech.serving import SAMPLE_RATE_ASSET, SpeechServer, pad_batch
 from suites.speech.text import CharVocab
+
+PYTHON_DECODERS = ("lm", "word_lm")  # decoders that run in Python, outside the export
 
 
 def _demo_inputs(task: Task, scratch: Path) -> list[str]:
@@ -87,15 +91,43 @@ class SpeechTask(Task):
         path, meta = self.split(split)
         m = self.config.model
         ids, refs, hyps, log_probs = transcribe.transcribe(model, path, self.config)
-        if m.lm_order:
-            lm = transcribe.language_model(self.config, self.artifacts_dir)
-            hyps["lm"] = transcribe.lm_decode(log_probs, lm, self.config, m.lm_weight, m.lm_bonus)
-        if m.word_lm:
-            hyps["word_lm"] = transcribe.word_lm_decode(
-                log_probs, transcribe.word_lm(self.artifacts_dir, m.word_lm_general), self.config
+        for decoder in ("lm",) * bool(m.lm_order) + ("word_lm",) * m.word_lm:
+            hyps[decoder] = transcribe.python_decode(
+                log_probs, decoder, self.config, self.artifacts_dir
             )
         speaker_of = dict(zip(meta["ids"], meta["speakers"], strict=True))
         return transcribe.score(ids, refs, hyps, speaker_of)
+
+    def decode_inputs(self, model: keras.Model, inputs: list[str], decoder: str) -> Prediction:
+        """Audio files -> "path<TAB>transcript" lines with the `lm` or `word_lm` decoder.
+
+        Silent or empty audio answers "", as the export does; unreadable files are reported.
+        """
+        from suites.speech.audio import AudioError, load_audio
+
+        m, rate = self.config.model, self.config.data.features.sample_rate
+        if decoder not in PYTHON_DECODERS:
+            raise UsageError(
+                f"--decoder {decoder}: speech decodes with lm or word_lm outside the export "
+                "(greedy, beam and lexicon are in the export: predict without --decoder)"
+            )
+        if decoder == "lm" and not m.lm_order:
+            raise UsageError("--decoder lm needs a character LM: --set model.lm_order=N (e.g. 7)")
+        waves, kept, errors = [], [], []
+        for path in inputs:
+            try:
+                waves.append(load_audio(path, rate, min_samples=0, silence_threshold=-1.0))
+                kept.append(path)
+            except AudioError as err:
+                errors.append(f"{path}: {err.reason}")
+        threshold = self.config.data.silence_threshold
+        heard = [i for i, w in enumerate(waves) if w.size and np.abs(w).max() > threshold]
+        log_probs = transcribe.waveform_log_probs(model, [waves[i] for i in heard], self.config)
+        texts = [""] * len(waves)
+        decoded = transcribe.python_decode(log_probs, decoder, self.config, self.artifacts_dir)
+        for i, text in zip(heard, decoded, strict=True):
+            texts[i] = text
+        return Prediction([f"{p}\t{t}" for p, t in zip(kept, texts, strict=True)], errors)
 
     def serving_module(self, model: keras.Model) -> SpeechServer:
         m = self.config.model

@@ -57,6 +57,28 @@ def log_softmax_rows(out) -> list[np.ndarray]:
     return [x[:n] for x, n in zip(lp, np.asarray(out["logit_lengths"]), strict=True)]
 
 
+def waveform_log_probs(
+    model: keras.Model, waves: list[np.ndarray], config, batch_size: int = 16
+) -> list[np.ndarray]:
+    """Log-probabilities `[T', classes]` of raw waveforms at the model's rate, one per wave.
+
+    Features are computed in the graph as in the export (`TFFeatureExtractor`), with the test
+    warps of `model.test_warps` when set.
+    """
+    from suites.speech.serving import pad_batch
+    from suites.speech.tf_features import TFFeatureExtractor
+
+    extractor, search = TFFeatureExtractor(config.data.features), warp_search(config)
+    log_probs: list[np.ndarray] = []
+    for start in range(0, len(waves), batch_size):
+        batch, lengths = pad_batch(waves[start : start + batch_size])
+        feats, frames = extractor(tf.constant(batch), tf.constant(lengths))
+        inputs = {"features": feats, "feature_lengths": frames}
+        out = search(model, feats, frames) if search else model(inputs, training=False)
+        log_probs.extend(log_softmax_rows(out))
+    return log_probs
+
+
 def transcribe(
     model: keras.Model, path: Path, config, beam_width: int | None = None
 ) -> tuple[list[str], list[str], dict[str, list[str]], list[np.ndarray]]:
@@ -140,6 +162,15 @@ def word_lm(artifacts_dir: Path, general_weight: float = 0.0):
     spelled = set(general_words(general))
     words = spelled if general_weight == 1 else words | spelled
     return WordLM(build_word_lm(artifacts_dir), tuple(sorted(words)), general, general_weight)
+
+
+def python_decode(log_probs: list[np.ndarray], decoder: str, config, artifacts_dir: Path):
+    """The "lm" or "word_lm" transcripts of per-utterance log-probabilities (run's settings)."""
+    m = config.model
+    if decoder == "lm":
+        lm = language_model(config, artifacts_dir)
+        return lm_decode(log_probs, lm, config, m.lm_weight, m.lm_bonus)
+    return word_lm_decode(log_probs, word_lm(artifacts_dir, m.word_lm_general), config)
 
 
 def word_lm_decode(log_probs: list[np.ndarray], lm, config) -> list[str]:
