@@ -264,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--decoder",
         metavar="NAME",
         help="answer with the run's checkpoint and this decoder instead of an export: one "
-        "the export does not hold (speech: lm, word_lm); takes --checkpoint and --set",
+        "the export does not hold (the task's README names them); takes --checkpoint and --set",
     )
     _checkpoint_arg(p, "decode with --decoder")
     _config_args(p, required=False)

@@ -208,7 +208,8 @@ def decode_inputs(
 ) -> Any:
     """Answers raw inputs with a checkpoint and one of the task's Python decoders.
 
-    For decoders the export does not hold (`Task.decode_inputs`), e.g. speech's LM decoders.
+    For decoders the export does not hold (`Task.decode_inputs`), e.g. ones with a language
+    model in Python.
     """
     task, model = _predictor(task_cls, config, Path(run_dir), checkpoint)
     return task.decode_inputs(model, inputs, decoder)
