@@ -73,7 +73,9 @@ RUNGS = {
     "dan_lex": Rung(arch="dan", lexicon=True, epochs=5),
     "dan_frozen_lex": Rung(arch="dan", freeze=99, lexicon=True, epochs=5),
     "dan_f3_lex": Rung(arch="dan", freeze=3, lexicon=True, epochs=5),
-    # Kim-style CNN on the same inputs
+    # Kim-style CNN on the same inputs (cnn_rand: Kim's CNN-rand, 300-d random embeddings)
+    "cnn_rand": Rung(arch="cnn", vectors=False, dim=300, epochs=4),
+    "cnn_rand_rt": Rung(arch="cnn", vectors=False, dim=300, rt=True, epochs=4),
     "cnn_lex": Rung(arch="cnn", lexicon=True, embed_dropout=0.3, epochs=4),
     "cnn_f2_lex": Rung(arch="cnn", lexicon=True, embed_dropout=0.3, freeze=2, epochs=4),
     # model changes on the BiLSTM: max pooling, embedding dropout, lexicon
