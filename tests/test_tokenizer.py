@@ -180,3 +180,18 @@ def test_two_models_in_one_saved_model_stay_apart(tmp_path):
             "Two dogs play in the park."
         )
         assert [i for i in out[lang].numpy()[0] if i >= 0] == expected, lang
+
+
+def test_eager_calls_survive_a_seed_reset(model_path):
+    """`keras.utils.set_random_seed` drops tf-text's kernel-owned resource (tensorflow/text#570);
+    the tokenizer makes a new one instead of failing with NotFoundError."""
+    import keras
+
+    tok = SentencePieceTokenizer.from_file(model_path)
+    sp = spm.SentencePieceProcessor(model_file=str(model_path))
+    text = "the quick brown fox"
+    before = tok.tokenize(tf.constant([text]))
+    keras.utils.set_random_seed(1)
+    assert tok.tokenize(tf.constant([text])).to_list() == before.to_list() == [sp.encode(text)]
+    keras.utils.set_random_seed(2)
+    assert tok.detokenize(before).numpy().tolist() == [sp.decode(sp.encode(text)).encode()]

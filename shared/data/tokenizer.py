@@ -21,7 +21,7 @@ import hashlib
 import io
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import sentencepiece as spm
 import tensorflow as tf
@@ -137,8 +137,24 @@ class SentencePieceTokenizer(tf.Module):
         # A name per model: the op's kernel-owned resource is otherwise shared by every
         # SentencePiece op of a loaded SavedModel, so a second model (e.g. the target side of a
         # seq2seq export) silently ran the first one after tf.saved_model.load.
-        digest = hashlib.sha256(model).hexdigest()[:16]
-        self._sp = tf_text.SentencepieceTokenizer(model=model, name=f"sentencepiece_{digest}")
+        self._name = f"sentencepiece_{hashlib.sha256(model).hexdigest()[:16]}"
+        self._sp = tf_text.SentencepieceTokenizer(model=model, name=self._name)
+
+    def _run(self, method: str, *args: Any) -> Any:
+        """`self._sp.<method>(*args)`; eagerly, after a lost resource, with a new tf-text model.
+
+        `tf.random.set_seed` (and so `keras.utils.set_random_seed`) clears the eager kernel cache
+        and with it the kernel-owned SentencePiece resource (tensorflow/text#570): the next eager
+        call would fail with NotFoundError. A graph traced before the reset keeps the lost handle:
+        trace (or export) after setting seeds.
+        """
+        try:
+            return getattr(self._sp, method)(*args)
+        except tf.errors.NotFoundError:
+            if not tf.executing_eagerly():
+                raise
+            self._sp = tf_text.SentencepieceTokenizer(model=self._model, name=self._name)
+            return getattr(self._sp, method)(*args)
 
     @classmethod
     def from_file(cls, path: str | Path) -> SentencePieceTokenizer:
@@ -171,7 +187,7 @@ class SentencePieceTokenizer(tf.Module):
             int32 ids: a `tf.Tensor` [n] for a scalar input, else a `tf.RaggedTensor` with one
             more (ragged) dimension than `texts`.
         """
-        ids = self._sp.tokenize(texts)
+        ids = self._run("tokenize", texts)
         if add_bos or add_eos:
             ids = tf_text.pad_along_dimension(
                 ids,
@@ -195,14 +211,14 @@ class SentencePieceTokenizer(tf.Module):
         if isinstance(ids, tf.RaggedTensor):
             if stop_at_eos:
                 ids = _cut_at_eos(ids.to_tensor(default_value=self.pad_id), self.eos_id)
-            return self._sp.detokenize(tf.cast(ids, tf.int32))
+            return self._run("detokenize", tf.cast(ids, tf.int32))
         ids = tf.convert_to_tensor(ids)
         if ids.shape.rank == 1:
             return self.detokenize(ids[tf.newaxis], stop_at_eos=stop_at_eos)[0]
         if stop_at_eos:
             ids = _cut_at_eos(ids, self.eos_id)
         # Control pieces (pad, bos, eos) decode to nothing, so dense padding needs no stripping.
-        return self._sp.detokenize(tf.cast(ids, tf.int32))
+        return self._run("detokenize", tf.cast(ids, tf.int32))
 
 
 def _cut_at_eos(ids: tf.Tensor, eos_id: int) -> tf.RaggedTensor:
