@@ -13,11 +13,12 @@ import tensorflow as tf
 
 from shared import cli, serving
 from shared.config import load_config
-from shared.data.tokenizer import BOS_ID, PAD_ID
+from shared.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from shared.errors import UsageError
 from shared.runs import load_checkpoint
 from suites.translation.decoding import beam_search, greedy_decode
 from suites.translation.ensemble import Ensemble
+from suites.translation.model import Seq2SeqAttention
 from suites.translation.serving import encode_source
 from suites.translation.task import TranslationTask
 
@@ -44,10 +45,14 @@ def _member_log_probs(model, source, ids) -> np.ndarray:
 
 
 def _reference(members, source, ids) -> tuple[np.ndarray, np.ndarray]:
-    """(sum over emitted tokens of log mean_i p_i, the argmax token of mean_i p_i) per step."""
+    """(sum over emitted tokens of log mean_i p_i, the argmax token of mean_i p_i) per step.
+
+    A row's tokens run up to its first eos (an untrained model may also emit padding's id).
+    """
     mean = np.mean([np.exp(_member_log_probs(m, source, ids)) for m in members], axis=0)
     picked = np.take_along_axis(mean, ids[..., None], axis=-1)[..., 0]
-    scores = np.sum(np.where(ids != PAD_ID, np.log(picked), 0.0), axis=1)
+    after_eos = np.cumsum(np.cumsum(ids == EOS_ID, axis=1), axis=1) > 1
+    scores = np.sum(np.where(after_eos, 0.0, np.log(picked)), axis=1)
     return scores, mean.argmax(axis=-1)
 
 
@@ -79,6 +84,26 @@ def test_beam_search_scores_its_answers_by_the_mean_probability(trained):
     reference, _ = _reference(members, source, ids.numpy())
     np.testing.assert_allclose(scores, reference, rtol=1e-4, atol=1e-4)
     assert np.all(scores.numpy() >= greedy_scores.numpy() - 1e-4)
+
+
+def test_members_of_every_attention_kind_and_depth_decode_together():
+    """Members whose memories, keys and states differ in width and number (dot, general and
+    bahdanau attention; 1 and 2 decoder layers) still get their own back at every step."""
+    keras.utils.set_random_seed(11)
+    shapes = [
+        dict(attention="dot", encoder_units=8, decoder_units=16),
+        dict(attention="general", encoder_units=12, decoder_units=20, decoder_layers=2),
+        dict(attention="bahdanau", encoder_units=6, decoder_units=10, attention_units=7),
+    ]
+    members = []
+    for shape in shapes:
+        model = Seq2SeqAttention(30, 25, embedding_dim=8, dropout=0.0, **shape)
+        model.build()
+        members.append(model)
+    source = tf.constant(np.random.default_rng(0).integers(3, 30, (6, 5)), tf.int32)
+    ids, scores = greedy_decode(Ensemble(members), source, 1.5, 2)
+    reference, _ = _reference(members, source, ids.numpy())
+    np.testing.assert_allclose(scores, reference, rtol=1e-4, atol=1e-4)
 
 
 def test_one_member_decodes_like_the_model(trained):

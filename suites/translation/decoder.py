@@ -81,8 +81,13 @@ class Attention(keras.layers.Layer):
             self.score_vector = self.add_weight(name="score_vector", shape=(self.units,))
         self.built = True
 
+    @property
+    def key_dim(self) -> int:
+        """Width of `keys(memory)`."""
+        return {"dot": self.memory_dim, "general": self.query_dim}.get(self.kind, self.units)
+
     def keys(self, memory):
-        """Precomputes the memory side of the score once per sentence: [B, S, *]."""
+        """Precomputes the memory side of the score once per sentence: [B, S, key_dim]."""
         if self.kind == "dot":
             return memory
         return ops.matmul(memory, self.memory_kernel)
@@ -163,6 +168,11 @@ class AttentionDecoder(keras.layers.Layer):
         self.bridge.build((None, self.memory_dim))
         self.combine.build((None, self.memory_dim + self.units))
         self.built = True
+
+    @property
+    def state_count(self) -> int:
+        """Length of the state list: (h, c) per layer and the previous attentional vector."""
+        return 2 * self.num_layers + 1
 
     def initial_state(self, memory, mask) -> list:
         """Decoder state from the masked mean of the memory: [h_1, c_1, ..., a_0 = 0]."""

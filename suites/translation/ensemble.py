@@ -6,7 +6,7 @@ by `log(mean_i p_i(token))`, as OpenNMT's and Marian's ensemble decoding do. It 
 `encode`/`decode_step` pair of `Seq2SeqAttention`, so the greedy and beam decoders and the
 export's `Translator` take it in place of one model, and the export stays one SavedModel.
 
-The members must share their SentencePiece models (the ids are compared at every step): runs
+The members must share their SentencePiece models (all read and emit the same token ids): runs
 of one recipe over the same data train identical ones, and a run started from a copy of
 another run's `artifacts/` reuses them.
 """
@@ -51,16 +51,10 @@ class Ensemble(tf.Module):
 
     def _layout(self) -> list[tuple[int, int, int]]:
         """(memory width, key width, number of decoder states) of each member."""
-        layout = []
-        for m in self.members:
-            attention = m.decoder.attention
-            keys = (
-                attention.memory_dim
-                if attention.kind == "dot"
-                else attention.memory_kernel.shape[-1]
-            )
-            layout.append((attention.memory_dim, keys, 2 * m.decoder_layers + 1))
-        return layout
+        return [
+            (m.decoder.attention.memory_dim, m.decoder.attention.key_dim, m.decoder.state_count)
+            for m in self.members
+        ]
 
     def decode_step(self, tokens, states, memory, keys, mask):
         """Previous tokens [B] -> (log of the mean probabilities [B, V], states, weights [B, S]).
