@@ -18,6 +18,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,15 +160,22 @@ class Prediction:
     errors: list[str]
 
 
-def _parse_all(task_cls: type, inputs: list[str], export: LoadedExport):
+def parse_all(
+    parse: Callable[[str], Any], inputs: list[str]
+) -> tuple[list[Any], list[str], list[str]]:
+    """(parsed items, the inputs they came from, "input: reason" of each that raised InputError)."""
     items, kept, errors = [], [], []
     for text in inputs:
         try:
-            items.append(task_cls.parse_input(text, export))
+            items.append(parse(text))
             kept.append(text)
         except InputError as err:
             errors.append(f"{text}: {err}")
     return items, kept, errors
+
+
+def _parse_all(task_cls: type, inputs: list[str], export: LoadedExport):
+    return parse_all(lambda text: task_cls.parse_input(text, export), inputs)
 
 
 def predict(

@@ -91,7 +91,7 @@ class SpeechTask(Task):
         path, meta = self.split(split)
         m = self.config.model
         ids, refs, hyps, log_probs = transcribe.transcribe(model, path, self.config)
-        for decoder in ("lm",) * bool(m.lm_order) + ("word_lm",) * m.word_lm:
+        for decoder in [name for name, on in (("lm", m.lm_order), ("word_lm", m.word_lm)) if on]:
             hyps[decoder] = transcribe.python_decode(
                 log_probs, decoder, self.config, self.artifacts_dir
             )
@@ -103,7 +103,7 @@ class SpeechTask(Task):
 
         Silent or empty audio answers "", as the export does; unreadable files are reported.
         """
-        from suites.speech.audio import AudioError, load_audio
+        from shared.serving import parse_all
 
         m, rate = self.config.model, self.config.data.features.sample_rate
         if decoder not in PYTHON_DECODERS:
@@ -113,13 +113,7 @@ class SpeechTask(Task):
             )
         if decoder == "lm" and not m.lm_order:
             raise UsageError("--decoder lm needs a character LM: --set model.lm_order=N (e.g. 7)")
-        waves, kept, errors = [], [], []
-        for path in inputs:
-            try:
-                waves.append(load_audio(path, rate, min_samples=0, silence_threshold=-1.0))
-                kept.append(path)
-            except AudioError as err:
-                errors.append(f"{path}: {err.reason}")
+        waves, kept, errors = parse_all(lambda path: _read_audio(path, rate), inputs)
         threshold = self.config.data.silence_threshold
         heard = [i for i, w in enumerate(waves) if w.size and np.abs(w).max() > threshold]
         log_probs = transcribe.waveform_log_probs(model, [waves[i] for i in heard], self.config)
@@ -140,12 +134,7 @@ class SpeechTask(Task):
     @classmethod
     def parse_input(cls, text: str, export):
         """An audio file -> its mono waveform at the export's rate (InputError if unusable)."""
-        from suites.speech.audio import AudioError, load_audio
-
-        try:
-            return load_audio(text, _rate(export), min_samples=0, silence_threshold=-1.0)
-        except AudioError as err:
-            raise InputError(err.reason) from err
+        return _read_audio(text, _rate(export))
 
     @classmethod
     def request(cls, items, export) -> dict:
@@ -162,6 +151,16 @@ class SpeechTask(Task):
     @classmethod
     def item_seconds(cls, item, export) -> float:
         return len(item) / _rate(export)
+
+
+def _read_audio(path: str, rate: int):
+    """An audio file -> its mono waveform at `rate`; empty or silent is fine (it answers "")."""
+    from suites.speech.audio import AudioError, load_audio
+
+    try:
+        return load_audio(path, rate, min_samples=0, silence_threshold=-1.0)
+    except AudioError as err:
+        raise InputError(err.reason) from err
 
 
 def _rate(export) -> int:
